@@ -1,0 +1,1 @@
+//! Compression detection and codecs, digesting readers, and safe layer tar apply/produce.

@@ -1,0 +1,1 @@
+//! The builder: build graph, content-addressed cache keys, parallel solver, exporters.

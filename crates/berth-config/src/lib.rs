@@ -1,0 +1,1 @@
+//! Docker and containers configuration: config.json credentials and helpers, certs.d, insecure registries and mirrors.

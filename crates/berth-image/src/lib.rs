@@ -1,0 +1,1 @@
+//! Read-only Image, Layer and Index views shared by every transport.

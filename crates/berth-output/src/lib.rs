@@ -1,0 +1,1 @@
+//! Progress rendering (TTY bars, plain lines, JSON) and Docker's --format Go templates and tables.

@@ -1,0 +1,1 @@
+//! Image references, digests, platforms and the OCI/Docker manifest, index and config types.
