@@ -1,1 +1,20 @@
-//! Progress rendering (TTY bars, plain lines, JSON) and Docker's --format Go templates and tables.
+//! Everything berth prints that has a defined shape: Docker's `--format` templates and tables,
+//! human units, and progress displays (pull/push per-layer lines, BuildKit-style build output).
+//!
+//! - [`template`]: Go `text/template` with docker/cli's functions ([`Template`]).
+//! - [`format`]: list commands' `table`/`json`/template output ([`write_list`], [`ListFormatter`])
+//!   and inspect output ([`write_inspect`]).
+//! - [`tabwriter`]: Go's `text/tabwriter` as docker/cli configures it.
+//! - [`units`]: go-units sizes and durations, Go time and duration strings.
+//! - [`term`]: terminal detection, width, colour policy.
+//! - [`progress`]: pull/push and build progress renderers.
+//!
+//! See `docs/dev/output.md` for the design and the Docker behaviours reproduced.
+
+pub mod format;
+pub mod tabwriter;
+pub mod template;
+pub mod units;
+
+pub use format::{InspectError, ListFormat, ListFormatter, write_inspect, write_list};
+pub use template::{Template, TemplateError};
