@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Install every Debian package the tests, fixtures and benchmarks need. Idempotent: when
+# all packages are already installed it only runs dpkg-query (well under a second).
+#
+# Usage: scripts/ci/install-deps.sh [--check]
+#   --check   list missing packages and exit 1 if any; install nothing.
+#
+# Needs root (CI runs as root) and Debian 12 apt sources. Uses --no-install-recommends so
+# the set is the same on every machine; what podman/docker only recommend but we rely on
+# is listed explicitly.
+set -euo pipefail
+
+PACKAGES=(
+	# registries and peer tools
+	docker-registry runc skopeo podman buildah umoci docker.io containerd
+	conmon catatonit containernetworking-plugins golang-github-containers-common
+	uidmap slirp4netns fuse-overlayfs iptables tini
+	# fixture building
+	busybox-static debootstrap jq pigz zstd gzip xz-utils tar coreutils openssl
+	apache2-utils ca-certificates curl python3
+	# benchmarks
+	hyperfine time
+	# system tools used by tests and scripts
+	iproute2 util-linux e2fsprogs procps kmod mount
+)
+
+# One dpkg-query for all: it prints a line for each package it knows; a package it has
+# never heard of is simply absent, so anything not reported installed is missing.
+declare -A installed=()
+while read -r pkg status; do
+	if [[ $status == ii ]]; then installed[$pkg]=1; fi
+done < <(dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' "${PACKAGES[@]}" 2>/dev/null || true)
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+	if [[ -z ${installed[$pkg]:-} ]]; then missing+=("$pkg"); fi
+done
+
+if [[ ${1:-} == --check ]]; then
+	if ((${#missing[@]})); then
+		printf 'missing: %s\n' "${missing[*]}"
+		exit 1
+	fi
+	echo "all ${#PACKAGES[@]} packages installed"
+	exit 0
+fi
+
+if ((${#missing[@]} == 0)); then
+	echo "install-deps: all ${#PACKAGES[@]} packages already installed" >&2
+else
+	[[ $(id -u) == 0 ]] || { echo "install-deps: need root to install: ${missing[*]}" >&2; exit 1; }
+	echo "install-deps: installing ${missing[*]}" >&2
+	export DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1
+	# Never let package scripts start daemons (docker-registry would take port 5000).
+	policy_rc_created=
+	if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+		printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+		chmod 755 /usr/sbin/policy-rc.d
+		policy_rc_created=1
+	fi
+	trap '[[ -n $policy_rc_created ]] && rm -f /usr/sbin/policy-rc.d' EXIT
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The docker-registry package ships a service listening on :5000 and docker.io one on the
+# default socket; under systemd they may have been started. Ours run by hand (registry.sh,
+# dockerd.sh), so the packaged registry must not hold port 5000.
+if [[ -d /run/systemd/system ]] && systemctl is-active --quiet docker-registry.service 2>/dev/null; then
+	echo "install-deps: stopping and disabling the packaged docker-registry.service (port 5000)" >&2
+	systemctl disable --now docker-registry.service >/dev/null 2>&1 || true
+fi
