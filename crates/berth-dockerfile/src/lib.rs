@@ -6,6 +6,7 @@
 //! See `docs/dev/dockerfile-frontend.md` for the API overview and the
 //! conformance status.
 
+pub mod dockerignore;
 pub mod error;
 pub mod parser;
 pub mod shell;

@@ -302,3 +302,184 @@ fn shell_process_word_tsv() {
     }
     t.finish(56);
 }
+
+mod ignore {
+    use super::*;
+    use berth_dockerfile::dockerignore::{
+        Control, EntryKind, Filter, MatchInfo, PatternMatcher, matches_legacy, read_ignore_file,
+        walk_filtered,
+    };
+
+    /// Top-down incremental evaluation, feeding each ancestor's results.
+    fn incremental(pm: &PatternMatcher, path: &str) -> Result<bool, String> {
+        let parts: Vec<&str> = path.split('/').collect();
+        let mut info = MatchInfo::default();
+        let mut last = false;
+        for i in 0..parts.len() {
+            let p = parts[..=i].join("/");
+            let (m, inf) = pm.matches_with_parent(&p, &info).map_err(|e| e.to_string())?;
+            info = inf;
+            last = m;
+        }
+        Ok(last)
+    }
+
+    #[test]
+    fn cases_tsv() {
+        let text = read(corpus().join("dockerignore/cases.tsv"));
+        let mut t = Tally::new("dockerignore cases.tsv");
+        for line in text.lines() {
+            if line.starts_with('#') || line.is_empty() {
+                continue;
+            }
+            let c: Vec<&str> = line.split('\t').collect();
+            let (id, api, expected, path) = (c[0], c[2], c[4], c[5]);
+            let pats: Vec<&str> = c[6..].to_vec();
+            if api == "legacy" {
+                let r = matches_legacy(path, &pats);
+                let ok = match expected {
+                    "error" => r.is_err(),
+                    e => r.as_ref().ok() == Some(&(e == "true")),
+                };
+                t.check(ok, || format!("{id}: {path} {pats:?} got {r:?} want {expected}"));
+                continue;
+            }
+            let pm = match PatternMatcher::new(&pats) {
+                Ok(pm) => pm,
+                Err(e) => {
+                    t.check(false, || format!("{id}: construction failed {e}"));
+                    continue;
+                }
+            };
+            if expected == "error" {
+                let a = pm.matches(path).is_err();
+                let b = pm.matches(path).is_err();
+                let c2 = pm.matches_with_parent(path, &MatchInfo::default()).is_err();
+                t.check(a && b && c2, || format!("{id}: expected error on every call"));
+                continue;
+            }
+            let want = expected == "true";
+            let direct = pm.matches(path).map_err(|e| e.to_string());
+            let noinfo = pm
+                .matches_with_parent(path, &MatchInfo::default())
+                .map(|r| r.0)
+                .map_err(|e| e.to_string());
+            let inc = incremental(&pm, path);
+            let ok = direct == Ok(want) && noinfo == Ok(want) && inc == Ok(want);
+            t.check(ok, || {
+                format!("{id}: {path} {pats:?} direct {direct:?} noinfo {noinfo:?} incremental {inc:?} want {want}")
+            });
+        }
+        t.finish(138);
+    }
+
+    #[test]
+    fn new_cases_and_ignorefile() {
+        let mut t = Tally::new("dockerignore new_cases + ignorefile");
+        for line in read(corpus().join("dockerignore/new_cases.jsonl")).lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let pats: Vec<String> = serde_json::from_value(v["patterns"].clone()).unwrap();
+            let r = PatternMatcher::new(&pats);
+            let ok = if v["expect_error"].as_bool().unwrap() {
+                r.is_err()
+            } else {
+                r.as_ref().is_ok_and(|pm| {
+                    v["expect_count"].as_u64().is_none_or(|n| pm.patterns().len() as u64 == n)
+                        && v["expect_exclusions"].as_bool().is_none_or(|x| pm.exclusions() == x)
+                })
+            };
+            t.check(ok, || format!("{line}: got {r:?}"));
+        }
+        let base = corpus().join("dockerignore/ignorefile");
+        let got = read_ignore_file(&read(base.join("readall.dockerignore")));
+        let want: Vec<String> = read(base.join("readall.expected")).lines().map(String::from).collect();
+        t.check(got == want, || format!("readall: got {got:?} want {want:?}"));
+        t.check(read_ignore_file("").is_empty(), || "empty input".to_string());
+        t.finish(8);
+    }
+
+    #[test]
+    fn compile_tsv_match_types() {
+        let mut t = Tally::new("dockerignore compile.tsv (match types)");
+        for line in read(corpus().join("dockerignore/compile.tsv")).lines() {
+            if line.starts_with('#') {
+                continue;
+            }
+            let c: Vec<&str> = line.split('\t').collect();
+            let pm = PatternMatcher::new(&[c[0]]).unwrap();
+            let got = berth_dockerfile::dockerignore::debug_match_type(&pm.patterns()[0]);
+            t.check(got == c[1], || format!("{}: got {got} want {}", c[0], c[1]));
+        }
+        t.finish(21);
+    }
+
+    #[test]
+    fn walk_cases() {
+        let mut t = Tally::new("dockerignore walk_cases (root-runnable)");
+        let mut skipped = Vec::new();
+        for line in read(corpus().join("dockerignore/walk_cases.jsonl")).lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let id = v["id"].as_str().unwrap().to_string();
+            if v.get("requires").is_some() {
+                // Needs an unreadable directory, which root can always read.
+                skipped.push(id);
+                continue;
+            }
+            let dir = tempfile::tempdir().unwrap();
+            for e in v["tree"].as_array().unwrap() {
+                let p = dir.path().join(e["path"].as_str().unwrap());
+                if e["type"] == "dir" {
+                    fs::create_dir_all(&p).unwrap();
+                } else {
+                    fs::create_dir_all(p.parent().unwrap()).unwrap();
+                    fs::write(&p, b"").unwrap();
+                }
+            }
+            let strs = |k: &serde_json::Value| -> Vec<String> {
+                k.as_array()
+                    .map(|a| a.iter().map(|x| x.as_str().unwrap().to_string()).collect())
+                    .unwrap_or_default()
+            };
+            if let Some(di) = v["dockerignore"].as_str() {
+                let got = read_ignore_file(di);
+                let want = strs(&v["exclude"]);
+                t.check(got == want, || format!("{id}: ignorefile {got:?} want {want:?}"));
+            }
+            let specs: Vec<(Vec<String>, Vec<String>)> = match v["layers"].as_array() {
+                Some(ls) => ls.iter().map(|l| (strs(&l["include"]), strs(&l["exclude"]))).collect(),
+                None => vec![(strs(&v["include"]), strs(&v["exclude"]))],
+            };
+            let filters: Result<Vec<Filter>, _> =
+                specs.iter().map(|(i, e)| Filter::new(i, e)).collect();
+            let mut filters = match filters {
+                Ok(f) => f,
+                Err(e) => {
+                    t.check(v.get("expect_error").is_some(), || format!("{id}: filter error {e}"));
+                    continue;
+                }
+            };
+            let mut got = Vec::new();
+            let r = walk_filtered(dir.path(), &mut filters, &mut |p, k| {
+                got.push(format!("{} {p}", if k == EntryKind::Dir { "dir" } else { "file" }));
+                Ok(Control::Continue)
+            });
+            if v.get("expect_error").is_some() {
+                t.check(r.is_err(), || format!("{id}: expected an error"));
+                continue;
+            }
+            t.check(r.is_ok(), || format!("{id}: walk error {r:?}"));
+            if let Some(exp) = v["expect"].as_array() {
+                let want: Vec<String> = exp.iter().map(|x| x.as_str().unwrap().to_string()).collect();
+                t.check(got == want, || format!("{id}: got {got:?} want {want:?}"));
+            }
+            if let Some(open) = v["open"].as_object() {
+                for (p, w) in open {
+                    let ok = filters[0].allows(p).unwrap();
+                    t.check(ok == (w == "ok"), || format!("{id}: open {p} got {ok} want {w}"));
+                }
+            }
+        }
+        println!("walk cases skipped (need a non-root user): {skipped:?}");
+        t.finish(31);
+    }
+}
