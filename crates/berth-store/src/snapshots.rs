@@ -1,0 +1,163 @@
+//! Unpacked layers, one directory per diffID, in overlayfs "lower" format (whiteouts as 0/0
+//! character devices, opaque directories as the `trusted.overlay.opaque` xattr) so that a
+//! container's root is an overlay mount of its layers' `fs/` directories.
+//!
+//! Why eager, per-layer unpacking: a layer's unpacked form depends only on its own content, so
+//! layers of one image unpack **in parallel** while they download, and are shared by every image
+//! that has them. Pull therefore returns an image that is ready to run or build on, and the
+//! first `run` pays nothing. (A flattening store must apply layers in order instead.)
+//!
+//! Crash safety: a snapshot is built under `tmp/`, the filesystem is synced, and the directory is
+//! renamed to `snapshots/<alg>-<hex>`; a snapshot directory that exists is complete.
+
+use std::path::{Path, PathBuf};
+
+use berth_types::Digest;
+use serde::{Deserialize, Serialize};
+
+use crate::fsutil::{self, remove_all, tmp_name};
+use crate::{Result, Store, StoreError};
+
+/// Facts recorded when a snapshot is committed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotInfo {
+    /// Bytes of file content in the layer (Docker's layer size).
+    pub size: u64,
+    /// Number of entries in the layer tar.
+    pub entries: u64,
+    /// RFC 3339 time of unpacking.
+    pub created: String,
+}
+
+impl Store {
+    fn snapshot_path(&self, diff_id: &Digest) -> PathBuf {
+        self.root.join("snapshots").join(format!("{}-{}", diff_id.algorithm().as_str(), diff_id.hex()))
+    }
+
+    /// The `fs/` directory of a committed snapshot (usable as an overlay lower dir).
+    pub fn snapshot_fs(&self, diff_id: &Digest) -> PathBuf {
+        self.snapshot_path(diff_id).join("fs")
+    }
+
+    pub fn has_snapshot(&self, diff_id: &Digest) -> bool {
+        self.snapshot_path(diff_id).join("info.json").is_file()
+    }
+
+    pub fn snapshot_info(&self, diff_id: &Digest) -> Option<SnapshotInfo> {
+        let b = std::fs::read(self.snapshot_path(diff_id).join("info.json")).ok()?;
+        serde_json::from_slice(&b).ok()
+    }
+
+    /// Starts a new snapshot; unpack into [`TempSnapshot::fs`] then [`TempSnapshot::commit`].
+    pub fn temp_snapshot(&self) -> Result<TempSnapshot> {
+        let dir = tmp_name(&self.tmp_dir(), ".snap");
+        let fs = dir.join("fs");
+        std::fs::create_dir_all(&fs).map_err(|e| StoreError::io(&fs, e))?;
+        Ok(TempSnapshot { store: self.clone(), dir, committed: false })
+    }
+
+    /// Diff IDs of all committed snapshots.
+    pub fn snapshots(&self) -> Result<Vec<Digest>> {
+        let dir = self.root.join("snapshots");
+        let mut out = Vec::new();
+        let rd = std::fs::read_dir(&dir).map_err(|e| StoreError::io(&dir, e))?;
+        for e in rd.flatten() {
+            let name = e.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if let Some((alg, hex)) = name.split_once('-')
+                && let Ok(d) = Digest::parse(&format!("{alg}:{hex}"))
+            {
+                out.push(d);
+            }
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn remove_snapshot(&self, diff_id: &Digest) -> Result<()> {
+        // Rename first so a half-deleted snapshot is never mistaken for a complete one.
+        let p = self.snapshot_path(diff_id);
+        let t = tmp_name(&self.tmp_dir(), ".del");
+        match std::fs::rename(&p, &t) {
+            Ok(()) => remove_all(&t).map_err(|e| StoreError::io(&t, e)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::io(&p, e)),
+        }
+    }
+}
+
+/// A snapshot being unpacked. Dropping it without `commit` removes it.
+pub struct TempSnapshot {
+    store: Store,
+    dir: PathBuf,
+    committed: bool,
+}
+
+impl TempSnapshot {
+    /// Where to unpack the layer.
+    pub fn fs(&self) -> PathBuf {
+        self.dir.join("fs")
+    }
+
+    /// Syncs the filesystem and moves the snapshot into place under `diff_id`. The caller must
+    /// have verified that the unpacked content really has this diffID.
+    pub fn commit(mut self, diff_id: &Digest, info: &SnapshotInfo) -> Result<()> {
+        let info_path = self.dir.join("info.json");
+        let bytes = serde_json::to_vec(info).map_err(|e| StoreError::Corrupt {
+            what: "snapshot info",
+            path: info_path.clone(),
+            detail: e.to_string(),
+        })?;
+        std::fs::write(&info_path, bytes).map_err(|e| StoreError::io(&info_path, e))?;
+        syncfs(&self.dir)?;
+        let dest = self.store.snapshot_path(diff_id);
+        if dest.exists() {
+            // Another process unpacked the same layer first.
+            return Ok(());
+        }
+        match std::fs::rename(&self.dir, &dest) {
+            Ok(()) => {}
+            Err(_) if dest.exists() => return Ok(()),
+            Err(e) => return Err(StoreError::io(&dest, e)),
+        }
+        self.committed = true;
+        fsutil::sync_parent(&dest)
+    }
+}
+
+impl Drop for TempSnapshot {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = remove_all(&self.dir);
+        }
+    }
+}
+
+/// Flushes the filesystem holding `p` (one call covers every file of an unpacked layer, much
+/// cheaper than an fsync per file).
+fn syncfs(p: &Path) -> Result<()> {
+    let f = std::fs::File::open(p).map_err(|e| StoreError::io(p, e))?;
+    use std::os::fd::AsRawFd;
+    // SAFETY: syncfs only reads the descriptor, which `f` keeps open for the duration.
+    let r = unsafe { libc::syncfs(f.as_raw_fd()) };
+    if r != 0 {
+        return Err(StoreError::io(p, std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Removes temp files and directories whose writer process is gone.
+    pub(crate) fn clean_stale_tmp(&self) {
+        let tmp = self.tmp_dir();
+        let Ok(rd) = std::fs::read_dir(&tmp) else { return };
+        for e in rd.flatten() {
+            let name = e.file_name();
+            let Some(pid) = name.to_str().and_then(|n| n.split('-').next()).and_then(|p| p.parse::<u32>().ok()) else {
+                continue;
+            };
+            if !fsutil::pid_alive(pid) {
+                let _ = remove_all(&e.path());
+            }
+        }
+    }
+}
