@@ -12,9 +12,12 @@
 //! See `docs/dev/output.md` for the design and the Docker behaviours reproduced.
 
 pub mod format;
+pub mod progress;
 pub mod tabwriter;
 pub mod template;
+pub mod term;
 pub mod units;
 
 pub use format::{InspectError, ListFormat, ListFormatter, write_inspect, write_list};
+pub use progress::{BuildMode, BuildProgress, TransferProgress};
 pub use template::{Template, TemplateError};
