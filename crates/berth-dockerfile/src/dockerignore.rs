@@ -56,14 +56,11 @@ impl Pattern {
             Kind::Prefix => path.starts_with(&self.cleaned[..self.cleaned.len() - 2]),
             Kind::Suffix => {
                 let suffix = &self.cleaned[2..];
-                path.ends_with(suffix)
-                    || (suffix.starts_with('/') && path == &suffix[1..])
+                path.ends_with(suffix) || (suffix.starts_with('/') && path == &suffix[1..])
             }
             Kind::Regexp(re) => re.is_match(path),
             Kind::Bad => {
-                return Err(PatternError::BadPattern {
-                    pattern: self.cleaned.clone(),
-                });
+                return Err(PatternError::BadPattern { pattern: self.cleaned.clone() });
             }
         })
     }
@@ -144,8 +141,8 @@ fn check_syntax(p: &str) -> bool {
 }
 
 const POSIX_CLASSES: &[&str] = &[
-    "alnum", "alpha", "ascii", "blank", "cntrl", "digit", "graph", "lower", "print", "punct",
-    "space", "upper", "word", "xdigit",
+    "alnum", "alpha", "ascii", "blank", "cntrl", "digit", "graph", "lower", "print", "punct", "space", "upper", "word",
+    "xdigit",
 ];
 
 /// Translates `\X` (as it appears in the Go regular expression built by
@@ -162,11 +159,7 @@ fn translate_escape(x: char, in_class: bool) -> Option<String> {
         'b' | 'B' | 'A' | 'z' if !in_class => format!("(?-u:\\{x})"),
         c if c.is_ascii() && !c.is_ascii_alphanumeric() => {
             let s = c.to_string();
-            if regex::escape(&s) != s || matches!(c, '-' | '&' | '~') {
-                format!("\\{c}")
-            } else {
-                s
-            }
+            if regex::escape(&s) != s || matches!(c, '-' | '&' | '~') { format!("\\{c}") } else { s }
         }
         _ => return None,
     })
@@ -361,12 +354,7 @@ impl PatternMatcher {
                 return Err(PatternError::BadPattern { pattern: p });
             }
             let kind = compile(&p);
-            pm.patterns.push(Pattern {
-                dirs: p.split('/').count(),
-                cleaned: p,
-                exclusion,
-                kind,
-            });
+            pm.patterns.push(Pattern { dirs: p.split('/').count(), cleaned: p, exclusion, kind });
         }
         Ok(pm)
     }
@@ -431,16 +419,10 @@ impl PatternMatcher {
     /// Incremental evaluation used while walking top-down
     /// (`MatchesUsingParentResults`). Pass `MatchInfo::default()` when the
     /// parent's results are unknown.
-    pub fn matches_with_parent(
-        &self,
-        file: &str,
-        parent: &MatchInfo,
-    ) -> Result<(bool, MatchInfo), PatternError> {
+    pub fn matches_with_parent(&self, file: &str, parent: &MatchInfo) -> Result<(bool, MatchInfo), PatternError> {
         let pm = &parent.parent_matched;
         let known = !pm.is_empty() && pm.len() == self.patterns.len();
-        let mut info = MatchInfo {
-            parent_matched: vec![false; self.patterns.len()],
-        };
+        let mut info = MatchInfo { parent_matched: vec![false; self.patterns.len()] };
         let mut matched = false;
         for (i, p) in self.patterns.iter().enumerate() {
             let mut m = known && pm[i];
@@ -485,11 +467,7 @@ pub fn matches_legacy<S: AsRef<str>>(file: &str, patterns: &[S]) -> Result<bool,
 pub fn read_ignore_file(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     for (n, line) in text.lines().enumerate() {
-        let line = if n == 0 {
-            line.strip_prefix('\u{feff}').unwrap_or(line)
-        } else {
-            line
-        };
+        let line = if n == 0 { line.strip_prefix('\u{feff}').unwrap_or(line) } else { line };
         if line.starts_with('#') {
             continue;
         }
@@ -539,10 +517,7 @@ pub fn load_ignore_file(context: &Path, dockerfile: Option<&Path>) -> std::io::R
     for c in candidates {
         match fs::read(&c) {
             Ok(b) => {
-                return Ok(Some(IgnoreFile {
-                    patterns: read_ignore_file(&String::from_utf8_lossy(&b)),
-                    path: c,
-                }));
+                return Ok(Some(IgnoreFile { patterns: read_ignore_file(&String::from_utf8_lossy(&b)), path: c }));
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
@@ -625,36 +600,20 @@ impl Filter {
         let include = if include.is_empty() {
             None
         } else {
-            Some(PatternMatcher::new(include).map_err(|source| WalkError::Pattern {
-                which: "include",
-                source,
-            })?)
+            Some(PatternMatcher::new(include).map_err(|source| WalkError::Pattern { which: "include", source })?)
         };
         let exclude = if exclude.is_empty() {
             None
         } else {
-            Some(PatternMatcher::new(exclude).map_err(|source| WalkError::Pattern {
-                which: "exclude",
-                source,
-            })?)
+            Some(PatternMatcher::new(exclude).map_err(|source| WalkError::Pattern { which: "exclude", source })?)
         };
         let only_prefix_includes = include.as_ref().is_none_or(|m| {
-            !m.patterns
-                .iter()
-                .any(|p| !p.exclusion && p.without_trailing_glob().contains(PATTERN_CHARS))
+            !m.patterns.iter().any(|p| !p.exclusion && p.without_trailing_glob().contains(PATTERN_CHARS))
         });
         let only_prefix_exclude_exceptions = exclude.as_ref().is_none_or(|m| {
-            !m.patterns
-                .iter()
-                .any(|p| p.exclusion && p.without_trailing_glob().contains(PATTERN_CHARS))
+            !m.patterns.iter().any(|p| p.exclusion && p.without_trailing_glob().contains(PATTERN_CHARS))
         });
-        Ok(Filter {
-            include,
-            exclude,
-            only_prefix_includes,
-            only_prefix_exclude_exceptions,
-            parents: Vec::new(),
-        })
+        Ok(Filter { include, exclude, only_prefix_includes, only_prefix_exclude_exceptions, parents: Vec::new() })
     }
 
     /// Whether opening `path` directly through the filter succeeds.
@@ -702,16 +661,16 @@ impl Filter {
         if let Some(inc) = &self.include {
             let parent = self.parents.last().map(|p| &p.include_info);
             let empty = MatchInfo::default();
-            let (m, info) = inc
-                .matches_with_parent(path, parent.unwrap_or(&empty))
-                .map_err(|e| pat_err("include", e))?;
+            let (m, info) =
+                inc.matches_with_parent(path, parent.unwrap_or(&empty)).map_err(|e| pat_err("include", e))?;
             dir.include_info = info;
             if !m {
                 if is_dir && self.only_prefix_includes {
                     let dir_slash = format!("{path}/");
-                    let keep = inc.patterns.iter().any(|p| {
-                        !p.exclusion && format!("{}/", p.without_trailing_glob()).starts_with(&dir_slash)
-                    });
+                    let keep = inc
+                        .patterns
+                        .iter()
+                        .any(|p| !p.exclusion && format!("{}/", p.without_trailing_glob()).starts_with(&dir_slash));
                     if !keep {
                         return Ok(Control::SkipDir);
                     }
@@ -722,9 +681,8 @@ impl Filter {
         if let Some(exc) = &self.exclude {
             let parent = self.parents.last().map(|p| &p.exclude_info);
             let empty = MatchInfo::default();
-            let (m, info) = exc
-                .matches_with_parent(path, parent.unwrap_or(&empty))
-                .map_err(|e| pat_err("exclude", e))?;
+            let (m, info) =
+                exc.matches_with_parent(path, parent.unwrap_or(&empty)).map_err(|e| pat_err("exclude", e))?;
             dir.exclude_info = info;
             if m {
                 if is_dir && self.only_prefix_exclude_exceptions {
@@ -732,9 +690,10 @@ impl Filter {
                         return Ok(Control::SkipDir);
                     }
                     let dir_slash = format!("{path}/");
-                    let keep = exc.patterns.iter().any(|p| {
-                        p.exclusion && format!("{}/", p.without_trailing_glob()).starts_with(&dir_slash)
-                    });
+                    let keep = exc
+                        .patterns
+                        .iter()
+                        .any(|p| p.exclusion && format!("{}/", p.without_trailing_glob()).starts_with(&dir_slash));
                     if !keep {
                         return Ok(Control::SkipDir);
                     }
@@ -819,10 +778,7 @@ pub fn walk_raw(
             Ok(e) => e,
             Err(err) => {
                 if rel.is_empty() {
-                    return Err(WalkError::Io {
-                        path: abs.clone(),
-                        source: err,
-                    });
+                    return Err(WalkError::Io { path: abs.clone(), source: err });
                 }
                 // Report the failure against the directory itself.
                 visit(rel, EntryKind::Dir, Some(&err))?;
@@ -893,10 +849,7 @@ pub fn list_context<S: AsRef<str>>(root: &Path, excludes: &[S]) -> Result<Vec<Wa
     let mut f = [Filter::new(&none, &ex)?];
     let mut out = Vec::new();
     walk_filtered(root, &mut f, &mut |p, k| {
-        out.push(WalkEntry {
-            path: p.to_string(),
-            kind: k,
-        });
+        out.push(WalkEntry { path: p.to_string(), kind: k });
         Ok(Control::Continue)
     })?;
     Ok(out)

@@ -13,10 +13,7 @@ pub struct LineRange {
 
 impl LineRange {
     pub fn new(start: usize, end: usize) -> Self {
-        LineRange {
-            start,
-            end: end.max(start),
-        }
+        LineRange { start, end: end.max(start) }
     }
     pub fn line(l: usize) -> Self {
         LineRange { start: l, end: l }
@@ -29,41 +26,23 @@ pub enum Error {
     /// Low-level syntax: directives, JSON arrays, heredocs, ENV/LABEL form,
     /// a file with no instructions.
     #[error("{message}")]
-    Parse {
-        message: String,
-        range: Option<LineRange>,
-    },
+    Parse { message: String, range: Option<LineRange> },
     /// An instruction keyword BuildKit does not know.
     #[error("{message}")]
-    UnknownInstruction {
-        instruction: String,
-        message: String,
-        range: LineRange,
-    },
+    UnknownInstruction { instruction: String, message: String, range: LineRange },
     /// Wrong arguments for a known instruction.
     #[error("{message}")]
-    Instruction {
-        instruction: String,
-        message: String,
-        range: LineRange,
-    },
+    Instruction { instruction: String, message: String, range: LineRange },
     /// Unknown, repeated or malformed `--flag`.
     #[error("{message}")]
-    Flag {
-        instruction: String,
-        message: String,
-        range: LineRange,
-    },
+    Flag { instruction: String, message: String, range: LineRange },
     /// Variable expansion failed (`${X:?msg}`, bad substitution).
     #[error("{message}")]
     Expand { message: String, range: LineRange },
     /// Stages: unknown target, stage used before definition, cycles,
     /// no stages.
     #[error("{message}")]
-    Stage {
-        message: String,
-        range: Option<LineRange>,
-    },
+    Stage { message: String, range: Option<LineRange> },
     /// `check=error=true` turned lint warnings into a failure.
     #[error("{message}")]
     Lint { message: String },
@@ -96,10 +75,7 @@ impl Error {
     }
 
     pub(crate) fn parse(message: impl Into<String>, range: Option<LineRange>) -> Self {
-        Error::Parse {
-            message: message.into(),
-            range,
-        }
+        Error::Parse { message: message.into(), range }
     }
 }
 

@@ -8,6 +8,7 @@
 
 pub mod dockerignore;
 pub mod error;
+pub mod instructions;
 pub mod parser;
 pub mod shell;
 mod util;

@@ -127,10 +127,7 @@ pub struct Dockerfile {
 impl Dockerfile {
     /// The value of a directive, if present.
     pub fn directive(&self, name: &str) -> Option<&str> {
-        self.directives
-            .iter()
-            .find(|d| d.name == name)
-            .map(|d| d.value.as_str())
+        self.directives.iter().find(|d| d.name == name).map(|d| d.value.as_str())
     }
 
     /// BuildKit's AST dump: one `(...)` line per instruction.
@@ -184,16 +181,10 @@ impl Directives {
             return Err(format!("only one {k} parser directive can be used"));
         }
         self.seen.push(k.clone());
-        self.found.push(Directive {
-            name: k.clone(),
-            value: value.clone(),
-            line: self.line,
-        });
+        self.found.push(Directive { name: k.clone(), value: value.clone(), line: self.line });
         if k == "escape" {
             if value != "`" && value != "\\" {
-                return Err(format!(
-                    "invalid escape token '{value}' does not match ` or \\"
-                ));
+                return Err(format!("invalid escape token '{value}' does not match ` or \\"));
             }
             self.escape = if value == "`" { '`' } else { '\\' };
         }
@@ -283,13 +274,7 @@ fn parse_str(text: String) -> Result<Dockerfile> {
         all_lines.truncate(i);
     }
     let lines = all_lines;
-    let mut d = Directives {
-        escape: '\\',
-        done: false,
-        seen: Vec::new(),
-        found: Vec::new(),
-        line: 0,
-    };
+    let mut d = Directives { escape: '\\', done: false, seen: Vec::new(), found: Vec::new(), line: 0 };
     let mut nodes: Vec<Node> = Vec::new();
     let mut warnings = Vec::new();
     let mut comments: Vec<String> = Vec::new();
@@ -301,9 +286,7 @@ fn parse_str(text: String) -> Result<Dockerfile> {
         if strip {
             t = t.trim_start_matches(is_space);
         }
-        let ok = d
-            .possible(t)
-            .map_err(|m| Error::parse(m, Some(LineRange::line(at.max(1)))))?;
+        let ok = d.possible(t).map_err(|m| Error::parse(m, Some(LineRange::line(at.max(1)))))?;
         let out = if is_comment(t) { String::new() } else { t.to_string() };
         Ok((out, ok))
     };
@@ -355,17 +338,13 @@ fn parse_str(text: String) -> Result<Dockerfile> {
         if has_empty {
             warnings.push(Warning {
                 short: format!("Empty continuation line found in: {line}"),
-                detail: vec![
-                    "Empty continuation lines will become errors in a future release".to_string(),
-                ],
-                url: "https://docs.docker.com/go/dockerfile/rule/no-empty-continuation/"
-                    .to_string(),
+                detail: vec!["Empty continuation lines will become errors in a future release".to_string()],
+                url: "https://docs.docker.com/go/dockerfile/rule/no-empty-continuation/".to_string(),
                 range: LineRange::line(current),
             });
         }
         let range = LineRange::new(start, current);
-        let mut node = new_node_from_line(&line, d.escape, 0)
-            .map_err(|m| Error::parse(m, Some(range)))?;
+        let mut node = new_node_from_line(&line, d.escape, 0).map_err(|m| Error::parse(m, Some(range)))?;
         node.comments = std::mem::take(&mut comments);
         if node.can_contain_heredoc() && line.contains("<<") {
             let docs = heredocs_from_line(&line).map_err(|m| Error::parse(m, Some(range)))?;
@@ -386,10 +365,7 @@ fn parse_str(text: String) -> Result<Dockerfile> {
                     h.content.push_str(raw);
                 }
                 if !terminated {
-                    return Err(Error::parse(
-                        "unterminated heredoc",
-                        Some(LineRange::new(start, current)),
-                    ));
+                    return Err(Error::parse("unterminated heredoc", Some(LineRange::new(start, current))));
                 }
                 node.heredocs.push(h);
             }
@@ -401,29 +377,16 @@ fn parse_str(text: String) -> Result<Dockerfile> {
     }
 
     let (Some(first), Some(last)) = (nodes.first(), nodes.last()) else {
-        return Err(Error::parse(
-            "file with no instructions",
-            Some(LineRange::line(current.max(1))),
-        ));
+        return Err(Error::parse("file with no instructions", Some(LineRange::line(current.max(1)))));
     };
     let range = LineRange::new(first.range.start, last.range.end);
     if too_long.is_some() {
         return Err(Error::parse(
-            format!(
-                "dockerfile line greater than max allowed size of {}",
-                MAX_LINE - 1
-            ),
+            format!("dockerfile line greater than max allowed size of {}", MAX_LINE - 1),
             Some(LineRange::line(current + 1)),
         ));
     }
-    Ok(Dockerfile {
-        nodes,
-        escape: d.escape,
-        directives: d.found,
-        warnings,
-        range,
-        source: text,
-    })
+    Ok(Dockerfile { nodes, escape: d.escape, directives: d.found, warnings, range, source: text })
 }
 
 /// Parses one logical line into a node. `depth` limits ONBUILD nesting
@@ -735,10 +698,7 @@ fn parse_name_val(rest: &str, key: &str, escape: char) -> Result<Vec<String>, St
     let mut out = Vec::new();
     for w in &words {
         let Some((k, v)) = w.split_once('=') else {
-            return Err(format!(
-                "Syntax error - can't find = in {}. Must be of the form: name=value",
-                go_quote(w)
-            ));
+            return Err(format!("Syntax error - can't find = in {}. Must be of the form: name=value", go_quote(w)));
         };
         out.push(k.to_string());
         out.push(v.to_string());
@@ -752,8 +712,7 @@ enum JsonErr {
     NotStrings,
 }
 
-const NOT_STRINGS: &str =
-    "when using JSON array syntax, arrays must be comprised of strings only";
+const NOT_STRINGS: &str = "when using JSON array syntax, arrays must be comprised of strings only";
 
 fn parse_json(rest: &str) -> Result<Vec<String>, JsonErr> {
     let rest = rest.trim_start_matches(is_space);
@@ -795,10 +754,7 @@ fn parse_maybe_json_to_list(rest: &str) -> Result<(Vec<String>, bool), String> {
 fn parse_health_config(rest: &str) -> Result<(Vec<String>, bool), String> {
     let b = rest.as_bytes();
     let sep = b.iter().position(|c| is_space_byte(*c)).unwrap_or(b.len());
-    let next = b[sep..]
-        .iter()
-        .position(|c| !is_space_byte(*c))
-        .map_or(b.len(), |p| sep + p);
+    let next = b[sep..].iter().position(|c| !is_space_byte(*c)).map_or(b.len(), |p| sep + p);
     if sep == 0 {
         return Ok((Vec::new(), false));
     }
@@ -824,11 +780,7 @@ pub fn parse_heredoc(src: &str) -> Result<Option<Heredoc>, String> {
     if rest.contains('<') || rest.is_empty() {
         return Ok(None);
     }
-    let fd = if digits == 0 {
-        0
-    } else {
-        src[..digits].parse::<u64>().unwrap_or(u64::MAX)
-    };
+    let fd = if digits == 0 { 0 } else { src[..digits].parse::<u64>().unwrap_or(u64::MAX) };
     let mut lex = Lexer::new('\\');
     lex.skip_unset_env = true;
     let words = lex.process_words(rest, &NoEnv).map_err(|e| e.message)?;
@@ -838,9 +790,7 @@ pub fn parse_heredoc(src: &str) -> Result<Option<Heredoc>, String> {
     lex.raw_quotes = true;
     let raw = lex.process_words(rest, &NoEnv).map_err(|e| e.message)?;
     if raw.len() != words.len() {
-        return Err(format!(
-            "internal lexing of heredoc produced inconsistent results: {rest}"
-        ));
+        return Err(format!("internal lexing of heredoc produced inconsistent results: {rest}"));
     }
     let count = |s: &str| s.chars().filter(|c| *c == '\'' || *c == '"').count();
     Ok(Some(Heredoc {
@@ -894,10 +844,7 @@ pub fn parse_trigger(expression: &str) -> Result<Node> {
     let df = parse(expression.as_bytes())?;
     let mut nodes = df.nodes;
     if nodes.len() != 1 {
-        return Err(Error::parse(
-            format!("invalid ONBUILD trigger: {}", go_quote(expression)),
-            None,
-        ));
+        return Err(Error::parse(format!("invalid ONBUILD trigger: {}", go_quote(expression)), None));
     }
     Ok(nodes.remove(0))
 }

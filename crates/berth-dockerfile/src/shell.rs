@@ -83,13 +83,7 @@ pub struct Lexer {
 
 impl Lexer {
     pub fn new(escape: char) -> Self {
-        Lexer {
-            escape,
-            raw_quotes: false,
-            raw_escapes: false,
-            skip_process_quotes: false,
-            skip_unset_env: false,
-        }
+        Lexer { escape, raw_quotes: false, raw_escapes: false, skip_process_quotes: false, skip_unset_env: false }
     }
 
     /// Expands `word` in single-word mode.
@@ -121,15 +115,8 @@ impl Lexer {
         };
         let raw = sw.raw_escapes;
         match sw.process_stop_on(None, raw) {
-            Ok((result, words)) => Ok(Processed {
-                result,
-                words,
-                matched: sw.matched,
-                unmatched: sw.unmatched,
-            }),
-            Err(e) => Err(ShellError {
-                message: format!("failed to process {}: {}", go_quote(word), e),
-            }),
+            Ok((result, words)) => Ok(Processed { result, words, matched: sw.matched, unmatched: sw.unmatched }),
+            Err(e) => Err(ShellError { message: format!("failed to process {}: {}", go_quote(word), e) }),
         }
     }
 }
@@ -213,11 +200,7 @@ impl ShellWord<'_> {
         }
     }
 
-    fn process_stop_on(
-        &mut self,
-        stop: Option<char>,
-        raw_escapes: bool,
-    ) -> Result<(String, Vec<String>), String> {
+    fn process_stop_on(&mut self, stop: Option<char>, raw_escapes: bool) -> Result<(String, Vec<String>), String> {
         let saved = self.raw_escapes;
         self.raw_escapes = raw_escapes;
         let r = self.process_stop_on_inner(stop);
@@ -238,11 +221,7 @@ impl ShellWord<'_> {
                 result.push_str(&tmp);
                 words.add_string(&tmp);
             } else if !self.lex.skip_process_quotes && (ch == '\'' || ch == '"') {
-                let tmp = if ch == '\'' {
-                    self.process_single_quote()?
-                } else {
-                    self.process_double_quote()?
-                };
+                let tmp = if ch == '\'' { self.process_single_quote()? } else { self.process_double_quote()? };
                 result.push_str(&tmp);
                 words.add_raw_string(&tmp);
             } else {
@@ -267,9 +246,7 @@ impl ShellWord<'_> {
             }
         }
         if let Some(s) = stop {
-            return Err(format!(
-                "unexpected end of statement while looking for matching {s}"
-            ));
+            return Err(format!("unexpected end of statement while looking for matching {s}"));
         }
         Ok((result, words.get_words()))
     }
@@ -285,10 +262,7 @@ impl ShellWord<'_> {
         loop {
             match self.next() {
                 None => {
-                    return Err(
-                        "unexpected end of statement while looking for matching single-quote"
-                            .to_string(),
-                    );
+                    return Err("unexpected end of statement while looking for matching single-quote".to_string());
                 }
                 Some('\'') => {
                     if self.lex.raw_quotes {
@@ -312,10 +286,7 @@ impl ShellWord<'_> {
         loop {
             match self.peek() {
                 None => {
-                    return Err(
-                        "unexpected end of statement while looking for matching double-quote"
-                            .to_string(),
-                    );
+                    return Err("unexpected end of statement while looking for matching double-quote".to_string());
                 }
                 Some('"') => {
                     self.next();
@@ -434,19 +405,11 @@ impl ShellWord<'_> {
                     }
                     Some('?') => {
                         if !set {
-                            let m = if word.is_empty() {
-                                "is not allowed to be unset".to_string()
-                            } else {
-                                word
-                            };
+                            let m = if word.is_empty() { "is not allowed to be unset".to_string() } else { word };
                             return Err(format!("{name}: {m}"));
                         }
                         if null_is_unset && value.is_empty() {
-                            let m = if word.is_empty() {
-                                "is not allowed to be empty".to_string()
-                            } else {
-                                word
-                            };
+                            let m = if word.is_empty() { "is not allowed to be empty".to_string() } else { word };
                             return Err(format!("{name}: {m}"));
                         }
                         Ok(value)
@@ -458,11 +421,7 @@ impl ShellWord<'_> {
                             greedy = true;
                             pat = &pat[op.len_utf8()..];
                         }
-                        if op == '%' {
-                            trim_suffix(pat, &value, greedy)
-                        } else {
-                            trim_prefix(pat, &value, greedy)
-                        }
+                        if op == '%' { trim_suffix(pat, &value, greedy) } else { trim_prefix(pat, &value, greedy) }
                     }
                     _ => Err(format!("unsupported modifier ({chs}) in substitution")),
                 }
@@ -494,9 +453,8 @@ impl ShellWord<'_> {
                 if self.lex.skip_unset_env && !set {
                     return Ok(format!("${{{name}/{pattern}/{replacement}}}"));
                 }
-                let glob = Glob::compile(&pattern, true).map_err(|e| {
-                    format!("invalid pattern ({pattern}) in substitution: {e}")
-                })?;
+                let glob = Glob::compile(&pattern, true)
+                    .map_err(|e| format!("invalid pattern ({pattern}) in substitution: {e}"))?;
                 let v: Vec<char> = value.chars().collect();
                 if replace_all {
                     Ok(glob.replace_all(&v, &replacement))
@@ -609,13 +567,7 @@ impl Glob {
         self.m(0, start, v, memo)
     }
 
-    fn m(
-        &self,
-        ti: usize,
-        pos: usize,
-        v: &[char],
-        memo: &mut HashMap<(usize, usize), Option<usize>>,
-    ) -> Option<usize> {
+    fn m(&self, ti: usize, pos: usize, v: &[char], memo: &mut HashMap<(usize, usize), Option<usize>>) -> Option<usize> {
         // Iterative over literal runs, recursive only at stars.
         let mut ti = ti;
         let mut pos = pos;
@@ -681,9 +633,7 @@ impl Glob {
         let mut last_end = 0;
         let mut search = 0;
         while search <= v.len() {
-            let Some((a, b)) =
-                (search..=v.len()).find_map(|s| self.match_at(v, s, &mut memo).map(|e| (s, e)))
-            else {
+            let Some((a, b)) = (search..=v.len()).find_map(|s| self.match_at(v, s, &mut memo).map(|e| (s, e))) else {
                 break;
             };
             out.extend(v[last_end..a].iter());
@@ -717,21 +667,14 @@ fn go_expand(template: &str, whole: &str) -> String {
         }
         let brace = t.starts_with('{');
         let body = if brace { &t[1..] } else { t };
-        let name_len: usize = body
-            .chars()
-            .take_while(|c| is_letter(*c) || is_digit(*c) || *c == '_')
-            .map(char::len_utf8)
-            .sum();
+        let name_len: usize =
+            body.chars().take_while(|c| is_letter(*c) || is_digit(*c) || *c == '_').map(char::len_utf8).sum();
         if name_len == 0 || (brace && !body[name_len..].starts_with('}')) {
             out.push('$');
             continue;
         }
         let name = &body[..name_len];
-        t = if brace {
-            &body[name_len + 1..]
-        } else {
-            &body[name_len..]
-        };
+        t = if brace { &body[name_len + 1..] } else { &body[name_len..] };
         let mut num: i64 = 0;
         for b in name.bytes() {
             if !b.is_ascii_digit() || num >= 100_000_000 {
@@ -752,8 +695,7 @@ fn go_expand(template: &str, whole: &str) -> String {
 }
 
 fn trim_prefix(pattern: &str, value: &str, greedy: bool) -> Result<String, String> {
-    let g = Glob::compile(pattern, greedy)
-        .map_err(|e| format!("invalid pattern ({pattern}) in substitution: {e}"))?;
+    let g = Glob::compile(pattern, greedy).map_err(|e| format!("invalid pattern ({pattern}) in substitution: {e}"))?;
     let v: Vec<char> = value.chars().collect();
     let mut memo = HashMap::new();
     match g.match_at(&v, 0, &mut memo) {
@@ -797,10 +739,7 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]

@@ -47,14 +47,7 @@ pub(crate) fn is_print(c: char) -> bool {
     use GeneralCategory::*;
     !matches!(
         get_general_category(c),
-        Control
-            | Format
-            | Surrogate
-            | PrivateUse
-            | Unassigned
-            | SpaceSeparator
-            | LineSeparator
-            | ParagraphSeparator
+        Control | Format | Surrogate | PrivateUse | Unassigned | SpaceSeparator | LineSeparator | ParagraphSeparator
     )
 }
 
@@ -141,19 +134,11 @@ pub(crate) fn levenshtein(a: &str, b: &str) -> usize {
 /// or `None` if the value equals an option or nothing is close.
 pub fn suggest(val: &str, options: &[&str], case_sensitive: bool) -> Option<String> {
     let orig = val;
-    let val = if case_sensitive {
-        val.to_string()
-    } else {
-        go_lower(val)
-    };
+    let val = if case_sensitive { val.to_string() } else { go_lower(val) };
     let mut best: Option<String> = None;
     let mut mindist = 3;
     for opt in options {
-        let o = if case_sensitive {
-            (*opt).to_string()
-        } else {
-            go_lower(opt)
-        };
+        let o = if case_sensitive { (*opt).to_string() } else { go_lower(opt) };
         if val == o {
             return None;
         }

@@ -34,11 +34,7 @@ struct Tally {
 
 impl Tally {
     fn new(name: &'static str) -> Self {
-        Tally {
-            name,
-            pass: 0,
-            fail: Vec::new(),
-        }
+        Tally { name, pass: 0, fail: Vec::new() }
     }
     fn check(&mut self, ok: bool, what: impl FnOnce() -> String) {
         if ok {
@@ -48,12 +44,7 @@ impl Tally {
         }
     }
     fn finish(self, expected_min: usize) {
-        println!(
-            "{}: {} passed, {} failed",
-            self.name,
-            self.pass,
-            self.fail.len()
-        );
+        println!("{}: {} passed, {} failed", self.name, self.pass, self.fail.len());
         for f in &self.fail {
             println!("  FAIL {f}");
         }
@@ -125,9 +116,7 @@ fn parser_empty_continuation() {
     let exp: serde_json::Value = serde_json::from_str(&read(base.join("expected.json"))).unwrap();
     let mut t = Tally::new("empty continuation warnings");
     let count = exp["warning_count"].as_u64().unwrap() as usize;
-    t.check(df.warnings.len() == count, || {
-        format!("count {} want {count}", df.warnings.len())
-    });
+    t.check(df.warnings.len() == count, || format!("count {} want {count}", df.warnings.len()));
     for (i, w) in exp["warnings"].as_array().unwrap().iter().enumerate() {
         let Some(got) = df.warnings.get(i) else { continue };
         for s in w["short_contains"].as_array().unwrap() {
@@ -135,9 +124,7 @@ fn parser_empty_continuation() {
             t.check(got.short.contains(s), || format!("warning {i}: {:?} lacks {s:?}", got.short));
         }
         if let Some(d) = w["detail0_contains"].as_str() {
-            t.check(got.detail.first().is_some_and(|x| x.contains(d)), || {
-                format!("warning {i}: detail lacks {d:?}")
-            });
+            t.check(got.detail.first().is_some_and(|x| x.contains(d)), || format!("warning {i}: detail lacks {d:?}"));
         }
     }
     t.finish(4);
@@ -188,9 +175,8 @@ fn parser_heredocs() {
             t.check(ok, || format!("word {input:?}: got {r:?} want {exp}"));
         } else {
             let want: Vec<String> = serde_json::from_str(exp).unwrap();
-            let got: Vec<String> = heredocs_from_line(input)
-                .map(|v| v.into_iter().map(|h| h.name).collect())
-                .unwrap_or_default();
+            let got: Vec<String> =
+                heredocs_from_line(input).map(|v| v.into_iter().map(|h| h.name).collect()).unwrap_or_default();
             t.check(got == want, || format!("line {input:?}: got {got:?} want {want:?}"));
         }
     }
@@ -200,15 +186,10 @@ fn parser_heredocs() {
 #[test]
 fn shell_env_var_test() {
     let text = read(corpus().join("buildkit/shell/envVarTest"));
-    let env: HashMap<String, String> = [
-        ("PWD", "/home"),
-        ("SHELL", "bash"),
-        ("KOREAN", "한국어"),
-        ("NULL", ""),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
+    let env: HashMap<String, String> = [("PWD", "/home"), ("SHELL", "bash"), ("KOREAN", "한국어"), ("NULL", "")]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     let lex = Lexer::new('\\');
     let mut t = Tally::new("shell envVarTest (A+U)");
     for line in text.lines() {
@@ -227,11 +208,7 @@ fn shell_env_var_test() {
             o => panic!("bad platform tag {o}"),
         }
         let r = lex.process_word(f[1], &env);
-        let ok = if f[2] == "error" {
-            r.is_err()
-        } else {
-            r.as_deref() == Ok(f[2])
-        };
+        let ok = if f[2] == "error" { r.is_err() } else { r.as_deref() == Ok(f[2]) };
         t.check(ok, || format!("{:?}: got {r:?} want {:?}", f[1], f[2]));
     }
     t.finish(228);
@@ -259,11 +236,7 @@ fn shell_words_test() {
         let input = f[0].trim();
         let want: Vec<String> = f[1].trim_start_matches(' ').split(',').map(String::from).collect();
         let r = lex.process_words(input, &env);
-        let ok = if want == ["error"] {
-            r.is_err()
-        } else {
-            r.as_ref().ok() == Some(&want)
-        };
+        let ok = if want == ["error"] { r.is_err() } else { r.as_ref().ok() == Some(&want) };
         t.check(ok, || format!("{input:?}: got {r:?} want {want:?}"));
     }
     t.finish(24);
@@ -275,11 +248,7 @@ fn shell_process_word_tsv() {
     let lex = Lexer::new('\\');
     let mut t = Tally::new("shell processWord.tsv");
     let set = |s: &str| -> Option<BTreeSet<String>> {
-        if s == "-" {
-            None
-        } else {
-            Some(s.split(',').filter(|x| !x.is_empty()).map(String::from).collect())
-        }
+        if s == "-" { None } else { Some(s.split(',').filter(|x| !x.is_empty()).map(String::from).collect()) }
     };
     for line in text.lines() {
         if line.starts_with('#') {
@@ -306,8 +275,7 @@ fn shell_process_word_tsv() {
 mod ignore {
     use super::*;
     use berth_dockerfile::dockerignore::{
-        Control, EntryKind, Filter, MatchInfo, PatternMatcher, matches_legacy, read_ignore_file,
-        walk_filtered,
+        Control, EntryKind, Filter, MatchInfo, PatternMatcher, matches_legacy, read_ignore_file, walk_filtered,
     };
 
     /// Top-down incremental evaluation, feeding each ancestor's results.
@@ -360,10 +328,7 @@ mod ignore {
             }
             let want = expected == "true";
             let direct = pm.matches(path).map_err(|e| e.to_string());
-            let noinfo = pm
-                .matches_with_parent(path, &MatchInfo::default())
-                .map(|r| r.0)
-                .map_err(|e| e.to_string());
+            let noinfo = pm.matches_with_parent(path, &MatchInfo::default()).map(|r| r.0).map_err(|e| e.to_string());
             let inc = incremental(&pm, path);
             let ok = direct == Ok(want) && noinfo == Ok(want) && inc == Ok(want);
             t.check(ok, || {
@@ -436,9 +401,7 @@ mod ignore {
                 }
             }
             let strs = |k: &serde_json::Value| -> Vec<String> {
-                k.as_array()
-                    .map(|a| a.iter().map(|x| x.as_str().unwrap().to_string()).collect())
-                    .unwrap_or_default()
+                k.as_array().map(|a| a.iter().map(|x| x.as_str().unwrap().to_string()).collect()).unwrap_or_default()
             };
             if let Some(di) = v["dockerignore"].as_str() {
                 let got = read_ignore_file(di);
@@ -449,8 +412,7 @@ mod ignore {
                 Some(ls) => ls.iter().map(|l| (strs(&l["include"]), strs(&l["exclude"]))).collect(),
                 None => vec![(strs(&v["include"]), strs(&v["exclude"]))],
             };
-            let filters: Result<Vec<Filter>, _> =
-                specs.iter().map(|(i, e)| Filter::new(i, e)).collect();
+            let filters: Result<Vec<Filter>, _> = specs.iter().map(|(i, e)| Filter::new(i, e)).collect();
             let mut filters = match filters {
                 Ok(f) => f,
                 Err(e) => {
