@@ -164,6 +164,17 @@ pub struct InspectError {
 /// printed in their key order. Every object is attempted; errors are collected, the output that
 /// succeeded is written, then the errors are returned (so the command exits 1).
 pub fn write_inspect<W: Write>(out: &mut W, format: Option<&str>, items: &[Value]) -> Result<(), InspectError> {
+    write_inspect_typed(out, format, items, &[])
+}
+
+/// [`write_inspect`] with Go type hints, so `null` slices and maps print as `[]` and `map[]` in
+/// templates like Docker's typed inspect structs do (e.g. [`crate::template::IMAGE_INSPECT_TYPES`]).
+pub fn write_inspect_typed<W: Write>(
+    out: &mut W,
+    format: Option<&str>,
+    items: &[Value],
+    types: crate::template::GoTypes<'_>,
+) -> Result<(), InspectError> {
     let io_err = |e: std::io::Error| InspectError { messages: vec![format!("writing inspect output: {e}")] };
     let format = format.unwrap_or("");
     if format.is_empty() || format == "json" {
@@ -182,7 +193,7 @@ pub fn write_inspect<W: Write>(out: &mut W, format: Option<&str>, items: &[Value
     let mut errors = Vec::new();
     for item in items {
         let mut one = String::new();
-        match tmpl.execute_to(item, &mut one) {
+        match tmpl.execute_typed(item, types, &mut one) {
             Ok(()) => {
                 buf.push_str(&one);
                 buf.push('\n');

@@ -18,6 +18,6 @@ pub mod template;
 pub mod term;
 pub mod units;
 
-pub use format::{InspectError, ListFormat, ListFormatter, write_inspect, write_list};
+pub use format::{InspectError, ListFormat, ListFormatter, write_inspect, write_inspect_typed, write_list};
 pub use progress::{BuildMode, BuildProgress, TransferProgress};
-pub use template::{Template, TemplateError};
+pub use template::{IMAGE_INSPECT_TYPES, NilKind, Template, TemplateError};

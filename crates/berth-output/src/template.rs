@@ -120,8 +120,28 @@ impl Template {
         out: &mut String,
         root_ordered: bool,
     ) -> Result<(), TemplateError> {
+        self.execute_full(data, out, root_ordered, &[])
+    }
+
+    /// Executes with Go type hints for `null`/absent fields (see [`NilKind`]), appending to `out`.
+    pub fn execute_typed(
+        &self,
+        data: &serde_json::Value,
+        types: GoTypes<'_>,
+        out: &mut String,
+    ) -> Result<(), TemplateError> {
+        self.execute_full(data, out, true, types)
+    }
+
+    fn execute_full(
+        &self,
+        data: &serde_json::Value,
+        out: &mut String,
+        root_ordered: bool,
+        types: GoTypes<'_>,
+    ) -> Result<(), TemplateError> {
         let _guard = OrderGuard::new();
-        let value = to_go_value(data, root_ordered);
+        let value = convert(data, root_ordered, "", types);
         self.inner.execute_fmt(out, &value).map_err(|e| execute_error(&e))
     }
 }
@@ -212,25 +232,67 @@ fn check_expr(src: &str, e: &Expr) -> Result<(), TemplateError> {
 // ---------------------------------------------------------------------------------------------
 // Data conversion
 
+/// Which Go type a field has when its JSON value is `null` or absent, for printing it as Go
+/// would print the typed zero value: a nil slice prints `[]`, a nil map `map[]` (while `json`
+/// still prints `null`). Without a hint, `null` prints `<no value>` (Go's `interface{}` rule).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NilKind {
+    /// `[]T`: prints `[]`, `len` 0, `range` does nothing.
+    Slice,
+    /// `map[K]V`: prints `map[]`.
+    Map,
+}
+
+/// Field paths (dotted, `*` for any array element) with their Go kind, e.g.
+/// `("Config.Entrypoint", NilKind::Slice)`.
+pub type GoTypes<'a> = &'a [(&'a str, NilKind)];
+
+/// The slice and map fields of Docker's image inspect object (`image.InspectResponse`), so
+/// `{{.Config.Entrypoint}}` prints `[]` and `{{.Config.Labels}}` `map[]` for images without them,
+/// as with `docker image inspect`.
+pub const IMAGE_INSPECT_TYPES: &[(&str, NilKind)] = &[
+    ("RepoTags", NilKind::Slice),
+    ("RepoDigests", NilKind::Slice),
+    ("Config.Env", NilKind::Slice),
+    ("Config.Cmd", NilKind::Slice),
+    ("Config.Entrypoint", NilKind::Slice),
+    ("Config.OnBuild", NilKind::Slice),
+    ("Config.Shell", NilKind::Slice),
+    ("Config.Labels", NilKind::Map),
+    ("Config.Volumes", NilKind::Map),
+    ("Config.ExposedPorts", NilKind::Map),
+    ("GraphDriver.Data", NilKind::Map),
+    ("RootFS.Layers", NilKind::Slice),
+    ("Manifests", NilKind::Slice),
+];
+
+/// Per-execution side tables, keyed by the address of converted lists and maps. Only valid while
+/// the converted value is alive (one `execute`), hence the guard that clears them.
+#[derive(Default)]
+struct ExecTables {
+    /// Key order of JSON objects: `json` prints objects in their original order even though
+    /// gotmpl's maps are sorted.
+    key_order: HashMap<usize, Vec<Arc<str>>>,
+    /// Typed nils (see [`NilKind`]): `json` prints them as `null`.
+    nils: std::collections::HashSet<usize>,
+}
+
 thread_local! {
-    /// Key order of the JSON objects converted for the running execution, by the address of the
-    /// converted map. Lets `json` print objects in their original order even though gotmpl's maps
-    /// are sorted. Only valid while the converted value is alive (one `execute`), hence the guard.
-    static KEY_ORDER: RefCell<HashMap<usize, Vec<Arc<str>>>> = RefCell::new(HashMap::new());
+    static TABLES: RefCell<ExecTables> = RefCell::new(ExecTables::default());
 }
 
 struct OrderGuard;
 
 impl OrderGuard {
     fn new() -> Self {
-        KEY_ORDER.with(|k| k.borrow_mut().clear());
+        TABLES.with(|t| *t.borrow_mut() = ExecTables::default());
         OrderGuard
     }
 }
 
 impl Drop for OrderGuard {
     fn drop(&mut self) {
-        KEY_ORDER.with(|k| k.borrow_mut().clear());
+        TABLES.with(|t| *t.borrow_mut() = ExecTables::default());
     }
 }
 
@@ -238,9 +300,45 @@ fn map_key(m: &Arc<BTreeMap<Arc<str>, GoValue>>) -> usize {
     Arc::as_ptr(m) as usize
 }
 
+fn list_key(l: &Arc<[GoValue]>) -> usize {
+    Arc::as_ptr(l) as *const u8 as usize
+}
+
+fn typed_nil(kind: NilKind) -> GoValue {
+    match kind {
+        NilKind::Slice => {
+            let l: Arc<[GoValue]> = Arc::from(Vec::new());
+            let k = list_key(&l);
+            TABLES.with(|t| t.borrow_mut().nils.insert(k));
+            GoValue::List(l)
+        }
+        NilKind::Map => {
+            let m = Arc::new(BTreeMap::new());
+            let k = map_key(&m);
+            TABLES.with(|t| t.borrow_mut().nils.insert(k));
+            GoValue::Map(m)
+        }
+    }
+}
+
+fn child_path(path: &str, key: &str) -> String {
+    if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
+}
+
+fn kind_at(types: GoTypes<'_>, path: &str) -> Option<NilKind> {
+    types.iter().find(|(p, _)| *p == path).map(|(_, k)| *k)
+}
+
 fn to_go_value(v: &serde_json::Value, ordered: bool) -> GoValue {
+    convert(v, ordered, "", &[])
+}
+
+fn convert(v: &serde_json::Value, ordered: bool, path: &str, types: GoTypes<'_>) -> GoValue {
     match v {
-        serde_json::Value::Null => GoValue::Nil,
+        serde_json::Value::Null => match kind_at(types, path) {
+            Some(kind) if !types.is_empty() => typed_nil(kind),
+            _ => GoValue::Nil,
+        },
         serde_json::Value::Bool(b) => GoValue::Bool(*b),
         serde_json::Value::Number(n) => {
             if let Some(i) = n.as_i64() {
@@ -252,18 +350,33 @@ fn to_go_value(v: &serde_json::Value, ordered: bool) -> GoValue {
             }
         }
         serde_json::Value::String(s) => GoValue::String(Arc::from(s.as_str())),
-        serde_json::Value::Array(a) => GoValue::List(a.iter().map(|x| to_go_value(x, true)).collect()),
+        serde_json::Value::Array(a) => {
+            let elem = if types.is_empty() { String::new() } else { child_path(path, "*") };
+            GoValue::List(a.iter().map(|x| convert(x, true, &elem, types)).collect())
+        }
         serde_json::Value::Object(o) => {
             let mut order = Vec::with_capacity(o.len());
             let mut map = BTreeMap::new();
             for (k, x) in o {
                 let key: Arc<str> = Arc::from(k.as_str());
                 order.push(key.clone());
-                map.insert(key, to_go_value(x, true));
+                let sub = if types.is_empty() { String::new() } else { child_path(path, k) };
+                map.insert(key, convert(x, true, &sub, types));
+            }
+            // Typed fields that are absent still have their zero value in Go.
+            for (p, kind) in types {
+                let Some(name) =
+                    (if path.is_empty() { Some(*p) } else { p.strip_prefix(path).and_then(|r| r.strip_prefix('.')) })
+                else {
+                    continue;
+                };
+                if !name.contains('.') && !o.contains_key(name) {
+                    map.insert(Arc::from(name), typed_nil(*kind));
+                }
             }
             let m = Arc::new(map);
             if ordered {
-                KEY_ORDER.with(|k| k.borrow_mut().insert(map_key(&m), order));
+                TABLES.with(|t| t.borrow_mut().key_order.insert(map_key(&m), order));
             }
             GoValue::Map(m)
         }
@@ -283,6 +396,12 @@ fn write_json(v: &GoValue, out: &mut String) -> Result<(), gotmpl::TemplateError
             out.push_str(&n.to_string());
         }
         GoValue::String(s) => write_json_string(s, out),
+        GoValue::List(items) if TABLES.with(|t| t.borrow().nils.contains(&list_key(items))) => {
+            out.push_str("null");
+        }
+        GoValue::Map(m) if TABLES.with(|t| t.borrow().nils.contains(&map_key(m))) => {
+            out.push_str("null");
+        }
         GoValue::List(items) => {
             out.push('[');
             for (i, item) in items.iter().enumerate() {
@@ -294,7 +413,7 @@ fn write_json(v: &GoValue, out: &mut String) -> Result<(), gotmpl::TemplateError
             out.push(']');
         }
         GoValue::Map(m) => {
-            let order = KEY_ORDER.with(|k| k.borrow().get(&map_key(m)).cloned());
+            let order = TABLES.with(|t| t.borrow().key_order.get(&map_key(m)).cloned());
             out.push('{');
             let mut first = true;
             let mut entry = |k: &str, val: &GoValue, out: &mut String| {
@@ -742,6 +861,20 @@ mod tests {
             ),
             vec!["Repository", "CreatedSince", "Labels"]
         );
+    }
+
+    #[test]
+    fn typed_nils_print_like_go_structs() {
+        let img = json!({"Id": "x", "Config": {"Entrypoint": null, "Env": ["A=b"]}, "RepoDigests": null});
+        let t = Template::parse(
+            "{{.Config.Entrypoint}} {{.Config.Cmd}} {{.Config.Labels}} {{len .RepoDigests}} {{.RepoTags}} {{json .Config.Entrypoint}} {{json .Config.Labels}} {{.Config.Env}} {{range .Config.Cmd}}x{{end}}|{{json .Config}}",
+        )
+        .unwrap();
+        let mut s = String::new();
+        t.execute_typed(&img, IMAGE_INSPECT_TYPES, &mut s).unwrap();
+        assert_eq!(s, "[] [] map[] 0 [] null null [A=b] |{\"Entrypoint\":null,\"Env\":[\"A=b\"]}");
+        // Without hints: Go's interface{} behaviour.
+        assert!(t.execute(&img).unwrap_err().to_string().contains("len"));
     }
 
     #[test]

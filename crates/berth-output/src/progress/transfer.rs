@@ -338,7 +338,13 @@ impl TransferProgress {
             return;
         }
         let now = Instant::now();
-        let first = *s.first_bytes.entry(id.to_string()).or_insert(now);
+        let first = match s.first_bytes.get(id) {
+            Some(t) => *t,
+            None => {
+                s.first_bytes.insert(id.to_string(), now);
+                now
+            }
+        };
         let complete = total > 0 && current >= total;
         if let Some(last) = s.last_draw.get(id)
             && !complete
