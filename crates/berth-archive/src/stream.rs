@@ -1,0 +1,133 @@
+//! One-pass digesting pipelines for layer blobs.
+//!
+//! Pull: [`LayerReader`] reads a compressed blob, yields the uncompressed tar and computes the
+//! blob digest (compressed bytes) and the diffID (uncompressed bytes) at the same time.
+//! Push/build: [`LayerWriter`] takes tar bytes, compresses them and computes both as well.
+//!
+//! Neither verifies anything: the caller compares the digests after [`LayerReader::finish`]
+//! (and must not trust or commit the output before that).
+
+use std::io::{self, Read, Write};
+
+use berth_types::{Algorithm, Compression, Digest, DigestReader, DigestWriter};
+
+use crate::compress::{CompressOptions, Decoder, Encoder, Sniffed, drain};
+
+/// Digests and sizes of a layer in both forms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerDigests {
+    /// Digest of the blob as stored/transferred (compressed).
+    pub digest: Digest,
+    /// Size of the blob in bytes.
+    pub size: u64,
+    /// Digest of the uncompressed tar (the OCI diffID).
+    pub diff_id: Digest,
+    /// Size of the uncompressed tar in bytes.
+    pub diff_size: u64,
+    pub compression: Compression,
+}
+
+/// Reads a (possibly compressed) layer blob and yields its uncompressed tar stream.
+pub struct LayerReader<R: Read> {
+    inner: DigestReader<Decoder<DigestReader<R>>>,
+    compression: Compression,
+}
+
+impl<R: Read> LayerReader<R> {
+    /// Sniffs the compression from the magic bytes.
+    pub fn new(blob: R) -> io::Result<LayerReader<R>> {
+        let d = Decoder::new(DigestReader::new(blob, Algorithm::Sha256))?;
+        let compression = d.compression();
+        Ok(LayerReader { inner: DigestReader::new(d, Algorithm::Sha256), compression })
+    }
+
+    /// Uses `compression` regardless of what the bytes look like.
+    pub fn with_compression(blob: R, compression: Compression) -> io::Result<LayerReader<R>> {
+        let (_, s) = Sniffed::new(DigestReader::new(blob, Algorithm::Sha256))?;
+        let d = Decoder::with_compression(s, compression)?;
+        Ok(LayerReader { inner: DigestReader::new(d, Algorithm::Sha256), compression })
+    }
+
+    pub fn compression(&self) -> Compression {
+        self.compression
+    }
+
+    /// Reads the rest of both streams (so trailers and checksums are checked and every byte is
+    /// hashed) and returns the digests. Trailing bytes after the compressed data are hashed as
+    /// part of the blob (for gzip they are an error, as for Go's reader).
+    pub fn finish(mut self) -> io::Result<(R, LayerDigests)> {
+        drain(&mut self.inner)?;
+        let compression = self.compression;
+        let (dec, diff_id, diff_size) = self.inner.into_parts();
+        let mut raw = dec.into_inner();
+        drain(&mut raw)?;
+        let (r, digest, size) = raw.into_parts();
+        Ok((r, LayerDigests { digest, size, diff_id, diff_size, compression }))
+    }
+}
+
+impl<R: Read> Read for LayerReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf)
+    }
+}
+
+/// Compresses a tar stream and computes the blob digest and diffID in the same pass.
+pub struct LayerWriter<W: Write> {
+    inner: DigestWriter<Encoder<DigestWriter<W>>>,
+    compression: Compression,
+}
+
+impl<W: Write> LayerWriter<W> {
+    pub fn new(out: W, opts: &CompressOptions) -> io::Result<LayerWriter<W>> {
+        let e = Encoder::new(DigestWriter::new(out, Algorithm::Sha256), opts)?;
+        Ok(LayerWriter { inner: DigestWriter::new(e, Algorithm::Sha256), compression: opts.compression })
+    }
+
+    /// Finishes compression and returns the writer (not flushed to disk: the caller fsyncs)
+    /// and the digests.
+    pub fn finish(self) -> io::Result<(W, LayerDigests)> {
+        let (enc, diff_id, diff_size) = self.inner.into_parts();
+        let (w, digest, size) = enc.finish()?.into_parts();
+        Ok((w, LayerDigests { digest, size, diff_id, diff_size, compression: self.compression }))
+    }
+}
+
+impl<W: Write> Write for LayerWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.inner.write(buf)
+    }
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.inner.write_all(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digests_both_ways() {
+        let tar: Vec<u8> = (0..200_000u32).map(|i| (i % 97) as u8).collect();
+        for c in [Compression::None, Compression::Gzip, Compression::Zstd] {
+            let mut w =
+                LayerWriter::new(Vec::new(), &CompressOptions { compression: c, level: None, threads: 2 }).unwrap();
+            w.write_all(&tar).unwrap();
+            let (blob, d) = w.finish().unwrap();
+            assert_eq!(d.digest, Digest::sha256_of(&blob));
+            assert_eq!(d.size, blob.len() as u64);
+            assert_eq!(d.diff_id, Digest::sha256_of(&tar));
+            assert_eq!(d.diff_size, tar.len() as u64);
+            // Read half, then finish: finish drains the rest.
+            let mut r = LayerReader::new(&blob[..]).unwrap();
+            assert_eq!(r.compression(), c);
+            let mut half = vec![0u8; 1000];
+            r.read_exact(&mut half).unwrap();
+            let (_, d2) = r.finish().unwrap();
+            assert_eq!(d2, d);
+        }
+    }
+}
