@@ -1240,7 +1240,7 @@ pub type ExpandResult = Result<String, String>;
 
 impl Instruction {
     /// Applies variable expansion to the fields BuildKit expands: ENV and
-    /// LABEL keys and values, ARG names and defaults, ADD/COPY sources,
+    /// LABEL keys and values, ADD/COPY sources,
     /// destination, `--chown`, `--chmod`, `--checksum`, `--exclude` and
     /// unquoted heredoc bodies, EXPOSE (with word splitting), FROM image and
     /// platform, STOPSIGNAL, USER, VOLUME, WORKDIR and RUN `--mount`
@@ -1260,14 +1260,6 @@ impl Instruction {
                 for kv in vars {
                     kv.key = word(&kv.key)?;
                     kv.value = word(&kv.value)?;
-                }
-            }
-            Instruction::Arg { args } => {
-                for a in args {
-                    a.name = word(&a.name)?;
-                    if let Some(d) = &a.default {
-                        a.default = Some(word(d)?);
-                    }
                 }
             }
             Instruction::Add(c) | Instruction::Copy(c) => {
@@ -1357,7 +1349,10 @@ impl Instruction {
             | Instruction::Maintainer { .. }
             | Instruction::Onbuild { .. }
             | Instruction::Healthcheck(_)
-            | Instruction::Shell { .. } => {}
+            | Instruction::Shell { .. }
+            // ARG defaults are expanded one by one by the plan, each with
+            // the environment at that point (see `plan`).
+            | Instruction::Arg { .. } => {}
         }
         Ok(())
     }

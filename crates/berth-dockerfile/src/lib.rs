@@ -10,6 +10,7 @@ pub mod dockerignore;
 pub mod error;
 pub mod instructions;
 pub mod parser;
+pub mod plan;
 pub mod shell;
 mod util;
 
