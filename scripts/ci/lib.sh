@@ -89,3 +89,14 @@ ci_start_bg() {
 	setsid "$@" >>"$logfile" 2>&1 </dev/null &
 	echo $! >"$pidfile"
 }
+
+# ci_umount_under DIR: unmount everything mounted at or below DIR, deepest first (dockerd
+# leaves exec/netns/default behind; an interrupted chroot step may leave more).
+ci_umount_under() {
+	local d m
+	d=$(realpath -m "$1")
+	awk -v p="$d" '$5 == p || index($5, p "/") == 1 { print $5 }' /proc/self/mountinfo |
+		sort -r | while read -r m; do
+		umount "$m" 2>/dev/null || umount -l "$m"
+	done
+}
