@@ -3,15 +3,27 @@
 //!
 //! See `docs/dev/runtime.md` for the contract (threading, hidden entry points).
 
+pub mod cgroup;
 pub mod config;
 pub mod error;
+mod etc;
+mod executor;
+mod external;
+pub mod health;
+mod hidden;
+pub mod io;
 pub mod rootfs;
+pub mod run;
 pub mod seccomp;
 pub mod spec;
+pub mod supervisor;
 pub mod user;
 pub mod util;
 
 pub use config::*;
 pub use error::{Error, Result};
+pub use hidden::{HEALTH_ARG, HOOK_ARG, SUPERVISOR_ARG, hidden_main};
+pub use io::Stream;
 pub use rootfs::{LayerStack, MountedRootfs, RootfsMode, RootfsSource, mount_rootfs};
+pub use run::{Backend, RunObserver, RunOutcome, RuntimeOptions, Stdio, run};
 pub use user::{ExecUser, resolve_user};

@@ -318,6 +318,7 @@ const BASE_ALLOW: &[&str] = &[
     "sigprocmask",
     "sigreturn",
     "sigsuspend",
+    "socket",
     "socketcall",
     "socketpair",
     "splice",

@@ -248,8 +248,12 @@ pub fn build_spec(cfg: &ContainerConfig, inp: &SpecInputs<'_>) -> Result<Spec> {
         "cwd": cwd,
         "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
         "rlimits": rlimits,
-        "noNewPrivileges": cfg.no_new_privileges,
     });
+    // Only when set: libcontainer treats a present `false` like `true` when ordering the
+    // seccomp load, and would then load the filter after dropping CAP_SYS_ADMIN (EACCES).
+    if cfg.no_new_privileges {
+        process["noNewPrivileges"] = json!(true);
+    }
     if !inp.user.additional_gids.is_empty() {
         process["user"]["additionalGids"] = json!(inp.user.additional_gids);
     }
@@ -260,6 +264,7 @@ pub fn build_spec(cfg: &ContainerConfig, inp: &SpecInputs<'_>) -> Result<Spec> {
         json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
         json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
         json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", if cfg.privileged {"rw"} else {"ro"}]}),
+        json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", if cfg.privileged {"rw"} else {"ro"}]}),
         json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
         json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", format!("size={shm}")]}),
     ];

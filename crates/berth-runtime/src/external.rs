@@ -1,0 +1,108 @@
+//! The escape hatch: run the container with an external OCI runtime binary that speaks
+//! runc's CLI (`runc run`/`create`/`start`/`kill`/`delete`).
+
+use std::fs;
+use std::os::fd::OwnedFd;
+use std::path::Path;
+use std::process::{Command, Stdio as PStdio};
+
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::unistd::Pid;
+use serde_json::json;
+
+use crate::config::{ContainerConfig, NetworkMode};
+use crate::error::{Error, IoCtx, Result};
+use crate::io::{MaskGuard, forward_set};
+use crate::run::{Prepared, RunObserver, RunOutcome, RuntimeOptions, Stdio, pump, wire};
+
+fn rt_err(rt: &Path, message: String) -> Error {
+    Error::External { runtime: rt.to_path_buf(), message }
+}
+
+/// Check the command exists in the rootfs before starting (runc would only print an
+/// error and exit 1; Docker reports 126/127).
+fn precheck(cfg: &ContainerConfig, prep: &Prepared) -> Result<()> {
+    let spec =
+        oci_spec::runtime::Spec::load(prep.bundle.join("config.json")).map_err(|e| Error::Spec(e.to_string()))?;
+    let env = spec.process().as_ref().and_then(|p| p.env().clone()).unwrap_or_default();
+    let path = env.iter().find_map(|e| e.strip_prefix("PATH=")).unwrap_or(crate::config::DEFAULT_PATH);
+    let arg0 = cfg.args.first().map(String::as_str).unwrap_or_default();
+    match crate::executor::lookup(arg0, path, &prep.rootfs_path) {
+        Ok(_) => Ok(()),
+        Err((126, m)) => Err(Error::CommandNotExecutable { message: m }),
+        Err((_, m)) => Err(Error::CommandNotFound { message: m }),
+    }
+}
+
+/// Add the loopback-up prestart hook (the helper binary's hidden entry point).
+fn add_hooks(opts: &RuntimeOptions, cfg: &ContainerConfig, prep: &Prepared) -> Result<()> {
+    if cfg.network != NetworkMode::None {
+        return Ok(());
+    }
+    let p = prep.bundle.join("config.json");
+    let raw = fs::read(&p).ctx("read", &p)?;
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&raw).map_err(|e| Error::Json { path: p.clone(), source: e })?;
+    v["hooks"] = json!({"createRuntime": [{
+        "path": opts.helper_exe,
+        "args": [opts.helper_exe.to_string_lossy(), crate::hidden::HOOK_ARG, "loopback-up"],
+    }]});
+    fs::write(&p, serde_json::to_vec(&v).map_err(|e| Error::Spec(e.to_string()))?).ctx("write", &p)
+}
+
+fn to_stdio(f: Option<OwnedFd>) -> PStdio {
+    match f {
+        Some(f) => PStdio::from(f),
+        None => PStdio::inherit(),
+    }
+}
+
+pub(crate) fn run_external(
+    opts: &RuntimeOptions,
+    rt: &Path,
+    id: &str,
+    cfg: &ContainerConfig,
+    prep: &Prepared,
+    mut stdio: Stdio<'_>,
+    observer: &mut dyn RunObserver,
+) -> Result<RunOutcome> {
+    precheck(cfg, prep)?;
+    add_hooks(opts, cfg, prep)?;
+    let set = forward_set();
+    let _mask = MaskGuard::block(&set)?;
+    let sfd = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .map_err(|e| Error::sys("signalfd", e))?;
+    let w = wire(cfg, &mut stdio)?;
+    let root = opts.state_root.join("runc");
+    let mut cmd = Command::new(rt);
+    cmd.arg("--root")
+        .arg(&root)
+        .arg("run")
+        .arg("--bundle")
+        .arg(&prep.bundle)
+        .arg(id)
+        .stdin(to_stdio(w.child_stdin))
+        .stdout(to_stdio(w.child_stdout))
+        .stderr(to_stdio(w.child_stderr));
+    let child = cmd.spawn().map_err(|e| rt_err(rt, format!("cannot execute: {e}")))?;
+    let pid = Pid::from_raw(child.id() as i32);
+    observer.started(pid.as_raw());
+    let out = pump(cfg, pid, &sfd, None, w.out_r, w.err_r, stdio)?;
+    let oom = cfg.memory.is_some() && crate::cgroup::oom_killed(&prep.cgroups_path);
+    Ok(RunOutcome { oom_killed: oom, ..out })
+}
+
+/// `runc kill <id> <signal>` for a container run by an external runtime.
+pub(crate) fn kill(opts: &RuntimeOptions, rt: &Path, id: &str, sig: i32) -> Result<()> {
+    let root = opts.state_root.join("runc");
+    let st = Command::new(rt)
+        .arg("--root")
+        .arg(&root)
+        .args(["kill", id, &sig.to_string()])
+        .status()
+        .map_err(|e| rt_err(rt, format!("cannot execute: {e}")))?;
+    if !st.success() {
+        return Err(rt_err(rt, format!("kill {id} failed ({st})")));
+    }
+    Ok(())
+}

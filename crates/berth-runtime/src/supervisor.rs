@@ -1,0 +1,3 @@
+pub fn supervisor_main(_args: &[String]) -> i32 {
+    1
+}

@@ -1,0 +1,224 @@
+//! Foreground runs through the embedded runtime (real containers; needs root).
+
+mod common;
+
+use std::path::PathBuf;
+
+use berth_runtime::*;
+use common::*;
+
+#[test]
+fn exit_codes() {
+    let o = opts();
+    for (args, code) in [(vec!["true"], 0), (vec!["sh", "-c", "exit 3"], 3)] {
+        let id = unique_id("exit");
+        let (c, _, _) = run_capture(&o, &id, &config(&id, &args)).unwrap();
+        assert_eq!(c, code, "{args:?}");
+    }
+    let id = unique_id("e127");
+    let e = run_capture(&o, &id, &config(&id, &["nosuchcmd"])).unwrap_err();
+    assert_eq!(e.exit_code(), 127, "{e}");
+    assert_eq!(e.to_string(), "exec: \"nosuchcmd\": executable file not found in $PATH");
+    assert_no_leaks(&o, &id);
+    let id = unique_id("e126");
+    let e = run_capture(&o, &id, &config(&id, &["/etc/noexec.sh"])).unwrap_err();
+    assert_eq!(e.exit_code(), 126, "{e}");
+    assert_no_leaks(&o, &id);
+}
+
+#[test]
+fn env_cwd_user_hostname() {
+    let o = opts();
+    let id = unique_id("env");
+    let mut c = config(&id, &["sh", "-c", "echo $FOO; pwd; id; hostname; echo $HOME"]);
+    c.env = vec!["FOO=bar".into()];
+    c.working_dir = Some("/work/dir".into());
+    c.user = Some("alice".into());
+    c.hostname = Some("box".into());
+    let (code, out, err) = run_capture(&o, &id, &c).unwrap();
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "bar");
+    assert_eq!(lines[1], "/work/dir");
+    assert!(lines[2].starts_with("uid=1000(alice) gid=1000(alice)"), "{}", lines[2]);
+    assert!(lines[2].contains("10(wheel)"), "{}", lines[2]);
+    assert_eq!(lines[3], "box");
+    assert_eq!(lines[4], "/home/alice");
+}
+
+struct KillOnStart(nix::sys::signal::Signal);
+impl RunObserver for KillOnStart {
+    fn started(&mut self, pid: i32) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), self.0);
+    }
+}
+
+#[test]
+fn killed_by_signal_is_128_plus_n() {
+    let o = opts();
+    let id = unique_id("sig");
+    let c = config(&id, &["sleep", "30"]);
+    let r =
+        run(&o, &id, &c, Stdio::Capture(&mut |_, _| {}), &mut KillOnStart(nix::sys::signal::Signal::SIGKILL)).unwrap();
+    assert_eq!((r.exit_code, r.signal), (137, Some(9)));
+    assert_no_leaks(&o, &id);
+}
+
+#[test]
+fn init_reaps_and_maps_signals() {
+    let o = opts();
+    // PID 1 ignores its own SIGKILL; under --init the command is not PID 1.
+    let id = unique_id("init");
+    let mut c = config(&id, &["sh", "-c", "kill -9 $$"]);
+    c.init = true;
+    assert_eq!(run_capture(&o, &id, &c).unwrap().0, 137);
+    // Orphans are reaped: a zombie-producing command still exits cleanly, and PID 1 is
+    // the init, not the command.
+    let id = unique_id("init2");
+    let mut c = config(&id, &["sh", "-c", "(sleep 0.1 &) ; sleep 0.3; ps -o pid,stat,comm; echo pid=$$"]);
+    c.init = true;
+    let (code, out, err) = run_capture(&o, &id, &c).unwrap();
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.lines().any(|l| l.contains(" Z ")), "zombie left: {out}");
+    assert!(out.contains("pid=") && !out.contains("pid=1\n"), "{out}");
+    // Signals to PID 1 reach the command.
+    let id = unique_id("init3");
+    let mut c = config(&id, &["sleep", "30"]);
+    c.init = true;
+    let r =
+        run(&o, &id, &c, Stdio::Capture(&mut |_, _| {}), &mut KillOnStart(nix::sys::signal::Signal::SIGTERM)).unwrap();
+    assert_eq!(r.exit_code, 143);
+    assert_no_leaks(&o, &id);
+}
+
+#[test]
+fn stderr_is_captured_separately() {
+    let o = opts();
+    let id = unique_id("cap");
+    let (code, out, err) =
+        run_capture(&o, &id, &config(&id, &["sh", "-c", "echo out; echo err >&2; printf partial"])).unwrap();
+    assert_eq!(code, 0);
+    assert_eq!(out, "out\npartial");
+    assert_eq!(err, "err\n");
+}
+
+#[test]
+fn mounts_bind_tmpfs() {
+    let o = opts();
+    let host = tmp_base().join(format!("bind-{}", unique_id("b")));
+    std::fs::create_dir_all(&host).unwrap();
+    std::fs::write(host.join("in.txt"), "hello").unwrap();
+    let id = unique_id("mnt");
+    let mut c = config(
+        &id,
+        &[
+            "sh",
+            "-c",
+            "cat /rw/in.txt; echo new > /rw/out.txt; echo x > /ro/f 2>/dev/null && echo ro-writable; grep ' /t ' /proc/mounts",
+        ],
+    );
+    c.mounts = vec![
+        MountSpec::Bind { source: host.clone(), target: "/rw".into(), readonly: false },
+        MountSpec::Bind { source: host.clone(), target: "/ro".into(), readonly: true },
+        MountSpec::Tmpfs { target: "/t".into(), size: Some(1 << 20), mode: Some(0o700) },
+    ];
+    let (code, out, err) = run_capture(&o, &id, &c).unwrap();
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("hello"), "{out}");
+    assert!(!out.contains("ro-writable"), "{out}");
+    assert!(out.contains("tmpfs /t tmpfs") && out.contains("size=1024k") && out.contains("mode=700"), "{out}");
+    assert_eq!(std::fs::read_to_string(host.join("out.txt")).unwrap(), "new\n");
+}
+
+#[test]
+fn network_none_vs_host() {
+    let o = opts();
+    let id = unique_id("netn");
+    let mut c = config(&id, &["sh", "-c", "ls /sys/class/net; ip link show lo"]);
+    c.network = NetworkMode::None;
+    let (code, out, err) = run_capture(&o, &id, &c).unwrap();
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().next(), Some("lo"), "{out}");
+    assert!(out.contains("UP"), "loopback must be up: {out}");
+    let id = unique_id("neth");
+    let c = config(&id, &["ls", "/sys/class/net"]);
+    let (_, out, _) = run_capture(&o, &id, &c).unwrap();
+    let host: Vec<String> = std::fs::read_dir("/sys/class/net")
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    for h in host {
+        assert!(out.contains(&h), "host interface {h} missing: {out}");
+    }
+}
+
+#[test]
+fn read_only_rootfs_and_cap_drop() {
+    let o = opts();
+    let id = unique_id("ro");
+    let mut c = config(&id, &["sh", "-c", "touch /x && echo wrote; touch /tmp/y && echo wrote-tmp; true"]);
+    c.read_only = true;
+    let (_, out, _) = run_capture(&o, &id, &c).unwrap();
+    assert!(!out.contains("wrote"), "{out}");
+    let id = unique_id("cap");
+    let c = config(&id, &["chown", "1000", "/etc/passwd"]);
+    assert_eq!(run_capture(&o, &id, &c).unwrap().0, 0);
+    let id = unique_id("cap2");
+    let mut c = config(&id, &["chown", "1000", "/etc/passwd"]);
+    c.cap_drop = vec!["CHOWN".into()];
+    let (code, _, err) = run_capture(&o, &id, &c).unwrap();
+    assert_ne!(code, 0);
+    assert!(err.contains("Operation not permitted"), "{err}");
+}
+
+#[test]
+fn cgroup_limits_visible() {
+    let o = opts();
+    let id = unique_id("cg");
+    let mut c = config(
+        &id,
+        &[
+            "sh",
+            "-c",
+            "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max; cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max",
+        ],
+    );
+    c.memory = Some(64 << 20);
+    c.pids_limit = Some(42);
+    let (code, out, err) = run_capture(&o, &id, &c).unwrap();
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, format!("{}\n42\n", 64u64 << 20));
+}
+
+#[test]
+fn overlay_upper_gets_changes_but_not_etc_mountpoints() {
+    let o = opts();
+    // A layer without /etc/hosts etc.: the mount points must be created and removed again.
+    let bare = tmp_base().join(format!("bare-{}", unique_id("l")));
+    std::fs::create_dir_all(&bare).unwrap();
+    let id = unique_id("ovl");
+    let dir = tmp_base().join("c").join(&id);
+    let upper = dir.join("upper");
+    let c = ContainerConfig {
+        rootfs: RootfsSource::Layers(LayerStack {
+            lower: vec![busybox_layer(), bare],
+            upper: Some(upper.clone()),
+            work: Some(dir.join("work")),
+            mode: RootfsMode::Overlay,
+        }),
+        args: ["sh", "-c", "echo data > /root/file; rm /etc/group; cat /etc/hostname"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        ..Default::default()
+    };
+    let (code, _, err) = run_capture(&o, &id, &c).unwrap();
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(std::fs::read_to_string(upper.join("root/file")).unwrap(), "data\n");
+    assert!(exists(&upper.join("etc/group")), "whiteout expected");
+    for f in ["etc/hosts", "etc/hostname", "etc/resolv.conf", "dev/shm", "dev/pts"] {
+        assert!(!exists(&upper.join(f)), "{f} left in upper");
+    }
+    // /etc existed in the lower (busybox layer), so it stays as a copied-up dir at most.
+    let _ = PathBuf::new();
+}
