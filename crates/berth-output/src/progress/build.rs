@@ -152,9 +152,20 @@ impl BuildOptions {
     }
 }
 
-const TTY_LOG_LINES: usize = 6;
+/// BuildKit's tty log view: rows of the virtual terminal (`termHeightInitial`), its minimum
+/// (`termHeightMin`) and how much narrower than the screen it is (`termPad`).
+const TERM_HEIGHT_INITIAL: usize = 6;
+const TERM_HEIGHT_MIN: usize = 3;
+const TERM_PAD: usize = 10;
+/// Lines kept for the error section (BuildKit's plain printer keeps a ring of 10).
 const ERROR_LOG_LINES: usize = 10;
-const PLAIN_STATUS_INTERVAL: Duration = Duration::from_secs(2);
+/// Plain-mode scheduling (BuildKit's textMux): stay on the current vertex this long before a
+/// fair switch; show a vertex that has waited this long regardless.
+const ANTI_FLICKER: Duration = Duration::from_secs(5);
+const MAX_DELAY: Duration = Duration::from_secs(10);
+/// Plain-mode status throttling: reprint an open status after 5% progress or 5 seconds.
+const MIN_TIME_DELTA: Duration = Duration::from_secs(5);
+const MIN_PROGRESS_DELTA: f64 = 0.05;
 
 #[derive(Debug, Clone)]
 struct StatusEntry {
@@ -163,7 +174,12 @@ struct StatusEntry {
     total: u64,
     started: Duration,
     completed: Option<Duration>,
-    last_plain: Option<Duration>,
+    /// Time of the latest update.
+    timestamp: Duration,
+    /// Updated since last printed (plain).
+    dirty: bool,
+    /// (current, timestamp) when last printed (plain throttling).
+    last_plain: Option<(u64, Duration)>,
 }
 
 #[derive(Debug, Clone)]
@@ -176,17 +192,51 @@ struct Vertex {
     cached: bool,
     error: Option<String>,
     statuses: Vec<StatusEntry>,
-    /// Last lines for the tty view.
+    warnings: Vec<String>,
+    warnings_printed: usize,
+    /// Last complete log lines, without time prefix (tty view).
     tail: VecDeque<String>,
-    /// Last lines (with time prefix) for the error section.
+    /// Last log lines with time prefix (error section).
     err_tail: VecDeque<String>,
-    /// Incomplete last line and the time it started.
-    partial: Option<(String, Duration)>,
+    /// Incomplete last log line, already time-prefixed.
+    partial: Option<String>,
+    /// Complete, time-prefixed log lines not printed yet (plain).
+    pending: Vec<String>,
+    /// Has updates not printed yet (plain).
+    dirty: bool,
+    /// Updates since the vertex was last shown, and when the first of them came (BuildKit's
+    /// `count` and `lastBlockTime`).
+    count: usize,
+    last_block_time: Duration,
+    /// Log bytes received and times its log view was shown (tty: which logs get the space).
+    log_bytes: usize,
+    term_count: usize,
 }
 
 impl Vertex {
     fn canceled(&self) -> bool {
         self.error.as_deref().is_some_and(|e| e.ends_with("context canceled"))
+    }
+
+    fn touch(&mut self, now: Duration) {
+        if self.count == 0 {
+            self.last_block_time = now;
+        }
+        self.count += 1;
+        self.dirty = true;
+    }
+
+    /// `0.211 text` with BuildKit's precision: 3 decimals under 10 s, 2 under 100 s, else 1.
+    fn log_prefix(&self, at: Duration) -> String {
+        let secs = at.saturating_sub(self.started.unwrap_or(at)).as_secs_f64();
+        let prec = if secs < 10.0 {
+            3
+        } else if secs < 100.0 {
+            2
+        } else {
+            1
+        };
+        format!("{secs:.prec$}")
     }
 }
 
@@ -220,8 +270,9 @@ impl std::fmt::Debug for BuildProgress {
 }
 
 impl BuildProgress {
-    /// A session writing to `out`. In `tty` mode with a tick, starts the redraw thread (it stops
-    /// at [`finish`](Self::finish) or when every handle is dropped).
+    /// A session writing to `out`. In `tty` and `plain` modes with a tick, starts the ticker
+    /// thread (redraws the tty block; lets plain output switch between parallel steps); it stops
+    /// at [`finish`](Self::finish) or when every handle is dropped.
     pub fn new(out: Box<dyn Write + Send>, opts: BuildOptions) -> Self {
         let clock = opts.clock.clone().unwrap_or_else(|| {
             let t0 = Instant::now();
@@ -229,7 +280,7 @@ impl BuildProgress {
         });
         let start_wall = opts.start_time.unwrap_or_else(SystemTime::now);
         let tick = opts.tick;
-        let is_tty = opts.mode == BuildMode::Tty;
+        let ticking = matches!(opts.mode, BuildMode::Tty | BuildMode::Plain | BuildMode::Auto);
         let state = Arc::new(Mutex::new(State {
             out,
             opts,
@@ -244,10 +295,11 @@ impl BuildProgress {
             finished: false,
             write_error: None,
         }));
-        if is_tty && let Some(period) = tick {
+        if ticking && let Some(period) = tick {
             let weak: Weak<Mutex<State>> = Arc::downgrade(&state);
-            // The ticker only holds a weak reference: dropping every handle ends it.
-            let spawned = std::thread::Builder::new().name("berth-build-progress".into()).spawn(move || {
+            // The ticker holds only a weak reference: dropping every handle ends it. If the
+            // thread cannot be spawned, output still happens at each event (and at finish).
+            let _ = std::thread::Builder::new().name("berth-build-progress".into()).spawn(move || {
                 loop {
                     std::thread::sleep(period);
                     let Some(state) = weak.upgrade() else { break };
@@ -255,11 +307,9 @@ impl BuildProgress {
                     if st.finished {
                         break;
                     }
-                    st.render_tty(false);
+                    st.tick();
                 }
             });
-            // Without a ticker the display still updates at every event batch via refresh().
-            drop(spawned);
         }
         BuildProgress { state }
     }
@@ -281,8 +331,9 @@ impl BuildProgress {
         if let Some(v) = s.vertices.get_mut(i) {
             v.started.get_or_insert(now);
             v.completed = None;
+            v.touch(now);
         }
-        s.emit_vertex_event(i);
+        s.after_vertex_event(i);
     }
 
     /// A vertex whose result came from the cache (started and completed at once).
@@ -294,35 +345,34 @@ impl BuildProgress {
             v.started.get_or_insert(now);
             v.completed = Some(now);
             v.cached = true;
+            v.touch(now);
         }
-        s.emit_vertex_event(i);
+        s.after_vertex_event(i);
     }
 
     /// A vertex finished successfully.
     pub fn done(&self, id: &str) {
-        let mut s = self.lock();
-        let now = s.now();
-        let i = s.vertex(id, None);
-        if let Some(v) = s.vertices.get_mut(i) {
-            v.started.get_or_insert(now);
-            v.completed = Some(now);
-        }
-        s.emit_vertex_event(i);
+        self.complete(id, None);
     }
 
     /// A vertex failed (`error` as BuildKit words it, e.g.
     /// `process "/bin/sh -c false" did not complete successfully: exit code: 1`; an error ending
     /// in `context canceled` shows as CANCELED).
     pub fn error(&self, id: &str, error: &str) {
+        self.complete(id, Some(error));
+    }
+
+    fn complete(&self, id: &str, error: Option<&str>) {
         let mut s = self.lock();
         let now = s.now();
         let i = s.vertex(id, None);
         if let Some(v) = s.vertices.get_mut(i) {
             v.started.get_or_insert(now);
             v.completed = Some(now);
-            v.error = Some(error.to_string());
+            v.error = error.map(str::to_string);
+            v.touch(now);
         }
-        s.emit_vertex_event(i);
+        s.after_vertex_event(i);
     }
 
     /// Sub-progress of a vertex (`transferring context`, a layer digest being pulled):
@@ -341,6 +391,8 @@ impl BuildProgress {
                     total: 0,
                     started: now,
                     completed: None,
+                    timestamp: now,
+                    dirty: false,
                     last_plain: None,
                 });
                 v.statuses.len() - 1
@@ -349,11 +401,18 @@ impl BuildProgress {
         if let Some(st) = v.statuses.get_mut(idx) {
             st.current = current;
             st.total = total;
+            st.timestamp = now;
+            st.dirty = true;
             if done {
                 st.completed = Some(now);
             }
         }
-        s.emit_status_event(i, idx);
+        v.touch(now);
+        match s.opts.mode {
+            BuildMode::Plain | BuildMode::Auto => s.plain_schedule(),
+            BuildMode::RawJson => s.rawjson_status(i, idx),
+            BuildMode::Tty | BuildMode::Quiet => {}
+        }
     }
 
     /// Output of a vertex (any chunking; lines are reassembled).
@@ -361,39 +420,51 @@ impl BuildProgress {
         let mut s = self.lock();
         let now = s.now();
         let i = s.vertex(vertex, None);
-        s.emit_log_event(i, stream, data, now);
+        match s.opts.mode {
+            BuildMode::RawJson => s.rawjson_log(i, stream, data, now),
+            BuildMode::Quiet => {}
+            BuildMode::Plain | BuildMode::Auto | BuildMode::Tty => {
+                s.add_log(i, data, now);
+                if s.opts.mode != BuildMode::Tty {
+                    s.plain_schedule();
+                }
+            }
+        }
     }
 
-    /// A warning attached to a vertex (`#3 WARN: ...` in plain mode).
+    /// A warning attached to a vertex (`#3 WARN: ...` in plain mode, ` => WARN: ...` in tty).
     pub fn warn(&self, vertex: &str, message: &str) {
         let mut s = self.lock();
+        let now = s.now();
         let i = s.vertex(vertex, None);
+        if let Some(v) = s.vertices.get_mut(i) {
+            v.warnings.push(message.to_string());
+            v.touch(now);
+        }
         match s.opts.mode {
-            BuildMode::Plain | BuildMode::Auto => {
-                s.plain_switch(i);
-                let index = s.vertices.get(i).map_or(0, |v| v.index);
-                s.write(&format!("#{index} WARN: {message}\n"));
-            }
+            BuildMode::Plain | BuildMode::Auto => s.plain_schedule(),
             BuildMode::RawJson => {
                 let id = s.vertices.get(i).map(|v| v.id.clone()).unwrap_or_default();
                 let line = json!({"warnings": [{"vertex": id, "level": 1, "short": base64(message.as_bytes())}]});
                 s.write(&format!("{line}\n"));
+                s.flush();
             }
             BuildMode::Tty | BuildMode::Quiet => {}
         }
-        s.flush();
     }
 
-    /// Redraws the tty block now (the ticker does this periodically).
+    /// Redraws the tty block, or lets plain output switch steps, now (the ticker does this
+    /// periodically).
     pub fn refresh(&self) {
         let mut s = self.lock();
-        if s.opts.mode == BuildMode::Tty && !s.finished {
-            s.render_tty(false);
+        if !s.finished {
+            s.tick();
         }
     }
 
-    /// Ends the session: final tty render (`FINISHED` when everything completed), pending
-    /// partial log lines, then the error section for failed steps. Idempotent.
+    /// Ends the session: prints what is pending (plain) or the final block (tty: `FINISHED` when
+    /// everything completed, logs collapsed), then the error section for failed steps.
+    /// Idempotent.
     pub fn finish(&self) {
         let mut s = self.lock();
         if s.finished {
@@ -406,9 +477,13 @@ impl BuildProgress {
                 s.print_error_logs();
             }
             BuildMode::Plain | BuildMode::Auto => {
+                // Everything still pending, completed steps first, in order.
+                s.plain_schedule();
                 let n = s.vertices.len();
                 for i in 0..n {
-                    s.plain_flush_partial(i);
+                    if s.vertices.get(i).is_some_and(|v| v.dirty || v.partial.is_some()) {
+                        s.print_vtx(i);
+                    }
                 }
                 s.finished = true;
                 s.print_error_logs();
@@ -446,6 +521,14 @@ impl State {
         }
     }
 
+    fn tick(&mut self) {
+        match self.opts.mode {
+            BuildMode::Tty => self.render_tty(false),
+            BuildMode::Plain | BuildMode::Auto => self.plain_schedule(),
+            BuildMode::RawJson | BuildMode::Quiet => {}
+        }
+    }
+
     /// Index of vertex `id`, creating it (numbered in order of first appearance).
     fn vertex(&mut self, id: &str, name: Option<&str>) -> usize {
         if let Some(i) = self.by_id.get(id).copied() {
@@ -464,9 +547,17 @@ impl State {
             cached: false,
             error: None,
             statuses: Vec::new(),
+            warnings: Vec::new(),
+            warnings_printed: 0,
             tail: VecDeque::new(),
             err_tail: VecDeque::new(),
             partial: None,
+            pending: Vec::new(),
+            dirty: false,
+            count: 0,
+            last_block_time: Duration::ZERO,
+            log_bytes: 0,
+            term_count: 0,
         });
         self.by_id.insert(id.to_string(), i);
         i
@@ -478,194 +569,196 @@ impl State {
         rfc3339_nano_utc(d.as_secs() as i64, d.subsec_nanos())
     }
 
+    fn after_vertex_event(&mut self, i: usize) {
+        match self.opts.mode {
+            BuildMode::Plain | BuildMode::Auto => self.plain_schedule(),
+            BuildMode::RawJson => self.rawjson_vertex(i),
+            BuildMode::Tty | BuildMode::Quiet => {}
+        }
+    }
+
+    /// Splits a log chunk into lines (BuildKit joins a partial line with the next chunk and
+    /// stamps it with the time of its first part).
+    fn add_log(&mut self, i: usize, data: &[u8], now: Duration) {
+        let text = String::from_utf8_lossy(data);
+        let Some(v) = self.vertices.get_mut(i) else { return };
+        v.log_bytes += data.len();
+        let mut rest: &str = &text;
+        let mut any = false;
+        loop {
+            let (piece, complete) = match rest.find('\n') {
+                Some(nl) => (rest.get(..nl).unwrap_or(""), true),
+                None => (rest, false),
+            };
+            if !complete && piece.is_empty() {
+                break;
+            }
+            let mut line = v.partial.take().unwrap_or_else(|| format!("{} ", v.log_prefix(now)));
+            line.push_str(piece.strip_suffix('\r').unwrap_or(piece));
+            if complete {
+                push_tail(&mut v.tail, strip_time(&line), TERM_HEIGHT_INITIAL);
+                push_tail(&mut v.err_tail, line.clone(), ERROR_LOG_LINES);
+                v.pending.push(line);
+                rest = rest.get(piece.len() + 1..).unwrap_or("");
+                any = true;
+            } else {
+                v.partial = Some(line);
+                break;
+            }
+        }
+        if any || v.partial.is_some() {
+            v.touch(now);
+        }
+    }
+
     // ---- plain ------------------------------------------------------------------------------
 
-    fn plain_switch(&mut self, i: usize) {
-        if self.current == Some(i) {
-            return;
+    /// BuildKit's textMux scheduling: completed steps first, then the current step, switching
+    /// to another step with pending output only after `ANTI_FLICKER` (fair share) or when it
+    /// has waited `MAX_DELAY`.
+    fn plain_schedule(&mut self) {
+        let now = self.now();
+        let mut completed: Vec<usize> = (0..self.vertices.len())
+            .filter(|&i| self.vertices.get(i).is_some_and(|v| v.dirty && v.completed.is_some()))
+            .collect();
+        completed.sort_by_key(|&i| self.vertices.get(i).and_then(|v| v.completed));
+        if let Some(c) = self.current
+            && completed.contains(&c)
+        {
+            self.print_vtx(c);
         }
-        if let Some(old) = self.current {
-            self.plain_flush_partial(old);
-            let still_running = self.vertices.get(old).is_some_and(|v| v.completed.is_none());
-            if still_running {
-                let index = self.vertices.get(old).map_or(0, |v| v.index);
-                self.write(&format!("#{index} ...\n"));
+        for i in completed {
+            if self.vertices.get(i).is_some_and(|v| v.dirty) {
+                self.print_vtx(i);
             }
         }
-        if self.not_first {
-            self.write("\n");
-        } else {
-            self.not_first = true;
-        }
-        if let Some(v) = self.vertices.get(i) {
-            let line = format!("#{} {}\n", v.index, v.name);
-            self.write(&line);
-        }
-        self.current = Some(i);
-    }
-
-    fn plain_flush_partial(&mut self, i: usize) {
-        let Some(v) = self.vertices.get_mut(i) else { return };
-        let Some((text, at)) = v.partial.take() else { return };
-        let line = log_line(v, &text, at);
-        push_tail(&mut v.err_tail, line.clone(), ERROR_LOG_LINES);
-        let index = v.index;
-        // Printed under the vertex number even if we already switched away (rare).
-        self.write(&format!("#{index} {line}\n"));
-    }
-
-    fn plain_vertex_end(&mut self, i: usize) {
-        let Some(v) = self.vertices.get(i) else { return };
-        let Some(completed) = v.completed else { return };
-        let open_status = v.statuses.iter().any(|s| s.completed.is_none());
-        if open_status && v.error.is_none() {
+        let rest: Vec<usize> =
+            (0..self.vertices.len()).filter(|&i| self.vertices.get(i).is_some_and(|v| v.dirty)).collect();
+        if rest.is_empty() {
+            self.flush();
             return;
         }
-        let line = if let Some(err) = &v.error {
-            if v.canceled() { format!("#{} CANCELED\n", v.index) } else { format!("#{} ERROR: {err}\n", v.index) }
-        } else if v.cached {
-            format!("#{} CACHED\n", v.index)
-        } else {
-            let dt = completed.saturating_sub(v.started.unwrap_or(completed));
-            format!("#{} DONE {:.1}s\n", v.index, dt.as_secs_f64())
+        if let Some(c) = self.current
+            && rest.contains(&c)
+        {
+            self.print_vtx(c);
+        }
+        // Speeds of the waiting steps and of the current one.
+        let speed = |v: &Vertex| {
+            let tm = now.saturating_sub(v.last_block_time).as_secs_f64().max(1e-3);
+            v.count as f64 / tm
         };
-        self.plain_flush_partial(i);
-        self.write(&line);
-        self.current = None;
-    }
-
-    // ---- events -----------------------------------------------------------------------------
-
-    fn emit_vertex_event(&mut self, i: usize) {
-        match self.opts.mode {
-            BuildMode::Plain | BuildMode::Auto => {
-                self.plain_switch(i);
-                self.plain_vertex_end(i);
-                self.flush();
+        let mut max: Option<(usize, f64)> = None;
+        let mut sum = 0.0;
+        let mut over_limit = None;
+        for &i in &rest {
+            let Some(v) = self.vertices.get(i) else { continue };
+            if Some(i) == self.current {
+                continue;
             }
-            BuildMode::RawJson => {
-                let Some(v) = self.vertices.get(i) else { return };
-                let mut obj = serde_json::Map::new();
-                obj.insert("digest".into(), Value::String(v.id.clone()));
-                obj.insert("name".into(), Value::String(v.name.clone()));
-                let (started, completed) = (v.started, v.completed);
-                let (cached, error) = (v.cached, v.error.clone());
-                if let Some(t) = started {
-                    obj.insert("started".into(), Value::String(self.timestamp(t)));
-                }
-                if let Some(t) = completed {
-                    obj.insert("completed".into(), Value::String(self.timestamp(t)));
-                }
-                if cached {
-                    obj.insert("cached".into(), Value::Bool(true));
-                }
-                if let Some(e) = error {
-                    obj.insert("error".into(), Value::String(e));
-                }
-                let line = json!({"vertexes": [Value::Object(obj)]});
-                self.write(&format!("{line}\n"));
-                self.flush();
+            let sp = speed(v);
+            sum += sp;
+            if over_limit.is_none() && now.saturating_sub(v.last_block_time) > MAX_DELAY {
+                over_limit = Some(i);
             }
-            BuildMode::Tty | BuildMode::Quiet => {}
+            if max.is_none_or(|(_, m)| sp > m) {
+                max = Some((i, sp));
+            }
         }
-    }
-
-    fn emit_status_event(&mut self, i: usize, idx: usize) {
-        match self.opts.mode {
-            BuildMode::Plain | BuildMode::Auto => {
-                let now = self.now();
-                let Some(v) = self.vertices.get_mut(i) else { return };
-                let Some(st) = v.statuses.get_mut(idx) else { return };
-                // BuildKit prints open statuses sparingly; completed ones always.
-                if st.completed.is_none()
-                    && st.last_plain.is_some_and(|t| now.saturating_sub(t) < PLAIN_STATUS_INTERVAL)
-                {
-                    return;
-                }
-                st.last_plain = Some(now);
-                let text = plain_status(st, now);
-                let index = v.index;
-                self.plain_switch(i);
-                self.write(&format!("#{index} {text}\n"));
-                // A vertex that completed while a status was open ends now.
-                self.plain_vertex_end(i);
-                self.flush();
-            }
-            BuildMode::RawJson => {
-                let Some(v) = self.vertices.get(i) else { return };
-                let Some(st) = v.statuses.get(idx) else { return };
-                let now = self.now();
-                let mut obj = serde_json::Map::new();
-                obj.insert("id".into(), Value::String(st.id.clone()));
-                obj.insert("vertex".into(), Value::String(v.id.clone()));
-                if st.current > 0 {
-                    obj.insert("current".into(), Value::from(st.current));
-                }
-                if st.total > 0 {
-                    obj.insert("total".into(), Value::from(st.total));
-                }
-                let (started, completed) = (st.started, st.completed);
-                obj.insert("timestamp".into(), Value::String(self.timestamp(now)));
-                obj.insert("started".into(), Value::String(self.timestamp(started)));
-                if let Some(c) = completed {
-                    obj.insert("completed".into(), Value::String(self.timestamp(c)));
-                }
-                let line = json!({"statuses": [Value::Object(obj)]});
-                self.write(&format!("{line}\n"));
-                self.flush();
-            }
-            BuildMode::Tty | BuildMode::Quiet => {}
-        }
-    }
-
-    fn emit_log_event(&mut self, i: usize, stream: LogStream, data: &[u8], now: Duration) {
-        if self.opts.mode == BuildMode::RawJson {
-            let id = self.vertices.get(i).map(|v| v.id.clone()).unwrap_or_default();
-            let stream_no = match stream {
-                LogStream::Stdout => 1,
-                LogStream::Stderr => 2,
-            };
-            let line = json!({"logs": [{"vertex": id, "stream": stream_no, "data": base64(data), "timestamp": self.timestamp(now)}]});
-            self.write(&format!("{line}\n"));
+        let Some((max_i, _)) = max else {
             self.flush();
             return;
+        };
+        match self.current {
+            None => self.print_vtx(max_i),
+            Some(c) => {
+                if let Some(i) = over_limit {
+                    self.print_vtx(i);
+                } else if let Some(cv) = self.vertices.get(c) {
+                    let cs = speed(cv);
+                    let share = if sum + cs > 0.0 { cs / (sum + cs) } else { 0.0 };
+                    let block = now.saturating_sub(cv.last_block_time).as_secs_f64();
+                    if share < 1.0 && ANTI_FLICKER.as_secs_f64() / (1.0 - share) < block {
+                        self.print_vtx(max_i);
+                    }
+                }
+            }
         }
-        if self.opts.mode == BuildMode::Quiet {
-            return;
-        }
-        let text = String::from_utf8_lossy(data);
-        let plain = matches!(self.opts.mode, BuildMode::Plain | BuildMode::Auto);
-        if plain {
-            self.plain_switch(i);
+        self.flush();
+    }
+
+    /// Prints a step's pending output (BuildKit's `printVtx`).
+    fn print_vtx(&mut self, i: usize) {
+        if self.current != Some(i) {
+            if let Some(old) = self.current
+                && let Some(ov) = self.vertices.get_mut(old)
+            {
+                ov.count = 0;
+                let line = format!("#{} ...\n", ov.index);
+                self.write(&line);
+            }
+            if self.not_first {
+                self.write("\n");
+            } else {
+                self.not_first = true;
+            }
+            let now = self.now();
+            if let Some(v) = self.vertices.get_mut(i) {
+                // Unlike BuildKit (which decides once per tick) we schedule at every event, so a
+                // step that just became current gets a fresh block to avoid ping-pong.
+                v.count = 0;
+                v.last_block_time = now;
+                let line = format!("#{} {}\n", v.index, v.name);
+                self.write(&line);
+            }
         }
         let Some(v) = self.vertices.get_mut(i) else { return };
-        let mut rest: &str = &text;
-        let mut complete: Vec<String> = Vec::new();
-        while let Some(nl) = rest.find('\n') {
-            let (head, tail) = rest.split_at(nl);
-            rest = tail.get(1..).unwrap_or("");
-            let (mut line, at) = v.partial.take().unwrap_or_else(|| (String::new(), now));
-            line.push_str(head.strip_suffix('\r').unwrap_or(head));
-            let line = log_line(v, &line, at);
-            push_tail(&mut v.tail, strip_time(&line), TTY_LOG_LINES);
-            push_tail(&mut v.err_tail, line.clone(), ERROR_LOG_LINES);
-            complete.push(line);
-        }
-        if !rest.is_empty() {
-            match &mut v.partial {
-                Some((p, _)) => p.push_str(rest),
-                None => v.partial = Some((rest.to_string(), now)),
-            }
-        }
         let index = v.index;
-        if plain {
-            let mut buf = String::new();
-            for l in complete {
-                buf.push_str(&format!("#{index} {l}\n"));
+        let mut buf = String::new();
+        for st in v.statuses.iter_mut().filter(|st| st.dirty) {
+            st.dirty = false;
+            if let Some((last_cur, last_t)) = st.last_plain
+                && st.completed.is_none()
+            {
+                let delta =
+                    if st.total > 0 { st.current.saturating_sub(last_cur) as f64 / st.total as f64 } else { 0.0 };
+                if delta < MIN_PROGRESS_DELTA && st.timestamp.saturating_sub(last_t) < MIN_TIME_DELTA {
+                    continue;
+                }
             }
-            self.write(&buf);
-            self.flush();
+            st.last_plain = Some((st.current, st.timestamp));
+            buf.push_str(&format!("#{index} {}\n", plain_status(st)));
         }
+        for w in v.warnings.iter().skip(v.warnings_printed) {
+            buf.push_str(&format!("#{index} WARN: {w}\n"));
+        }
+        v.warnings_printed = v.warnings.len();
+        for l in v.pending.drain(..) {
+            buf.push_str(&format!("#{index} {l}\n"));
+        }
+        v.dirty = false;
+        self.current = Some(i);
+        if let Some(completed) = v.completed {
+            if let Some(p) = v.partial.take() {
+                push_tail(&mut v.err_tail, p.clone(), ERROR_LOG_LINES);
+                buf.push_str(&format!("#{index} {p}\n"));
+            }
+            self.current = None;
+            v.count = 0;
+            if let Some(err) = &v.error {
+                if v.canceled() {
+                    buf.push_str(&format!("#{index} CANCELED\n"));
+                } else {
+                    buf.push_str(&format!("#{index} ERROR: {err}\n"));
+                }
+            } else if v.cached {
+                buf.push_str(&format!("#{index} CACHED\n"));
+            } else {
+                let dt = completed.saturating_sub(v.started.unwrap_or(completed));
+                buf.push_str(&format!("#{index} DONE {:.1}s\n", dt.as_secs_f64()));
+            }
+        }
+        self.write(&buf);
     }
 
     fn print_error_logs(&mut self) {
@@ -680,8 +773,8 @@ impl State {
                 buf.push_str(l);
                 buf.push('\n');
             }
-            if let Some((p, at)) = &v.partial {
-                buf.push_str(&log_line(v, p, *at));
+            if let Some(p) = &v.partial {
+                buf.push_str(p);
                 buf.push('\n');
             }
             buf.push_str("------\n");
@@ -689,11 +782,75 @@ impl State {
         self.write(&buf);
     }
 
+    // ---- rawjson ----------------------------------------------------------------------------
+
+    fn rawjson_vertex(&mut self, i: usize) {
+        let Some(v) = self.vertices.get(i) else { return };
+        let mut obj = serde_json::Map::new();
+        obj.insert("digest".into(), Value::String(v.id.clone()));
+        obj.insert("name".into(), Value::String(v.name.clone()));
+        let (started, completed) = (v.started, v.completed);
+        let (cached, error) = (v.cached, v.error.clone());
+        if let Some(t) = started {
+            obj.insert("started".into(), Value::String(self.timestamp(t)));
+        }
+        if let Some(t) = completed {
+            obj.insert("completed".into(), Value::String(self.timestamp(t)));
+        }
+        if cached {
+            obj.insert("cached".into(), Value::Bool(true));
+        }
+        if let Some(e) = error {
+            obj.insert("error".into(), Value::String(e));
+        }
+        let line = json!({"vertexes": [Value::Object(obj)]});
+        self.write(&format!("{line}\n"));
+        self.flush();
+    }
+
+    fn rawjson_status(&mut self, i: usize, idx: usize) {
+        let Some(v) = self.vertices.get(i) else { return };
+        let Some(st) = v.statuses.get(idx) else { return };
+        let mut obj = serde_json::Map::new();
+        obj.insert("id".into(), Value::String(st.id.clone()));
+        obj.insert("vertex".into(), Value::String(v.id.clone()));
+        if st.current > 0 {
+            obj.insert("current".into(), Value::from(st.current));
+        }
+        if st.total > 0 {
+            obj.insert("total".into(), Value::from(st.total));
+        }
+        let (timestamp, started, completed) = (st.timestamp, st.started, st.completed);
+        obj.insert("timestamp".into(), Value::String(self.timestamp(timestamp)));
+        obj.insert("started".into(), Value::String(self.timestamp(started)));
+        if let Some(c) = completed {
+            obj.insert("completed".into(), Value::String(self.timestamp(c)));
+        }
+        let line = json!({"statuses": [Value::Object(obj)]});
+        self.write(&format!("{line}\n"));
+        self.flush();
+    }
+
+    fn rawjson_log(&mut self, i: usize, stream: LogStream, data: &[u8], now: Duration) {
+        let id = self.vertices.get(i).map(|v| v.id.clone()).unwrap_or_default();
+        let stream_no = match stream {
+            LogStream::Stdout => 1,
+            LogStream::Stderr => 2,
+        };
+        let line = json!({"logs": [{"vertex": id, "stream": stream_no, "data": base64(data), "timestamp": self.timestamp(now)}]});
+        self.write(&format!("{line}\n"));
+        self.flush();
+    }
+
     // ---- tty --------------------------------------------------------------------------------
 
     fn render_tty(&mut self, all: bool) {
-        let width = usize::from(self.opts.size.width().unwrap_or(80)).max(20);
-        let height = self.opts.size.height().filter(|h| *h > 0).map(usize::from);
+        // BuildKit falls back to 80x10 when the console size is unknown.
+        let (width, height) = match self.opts.size.size() {
+            Some((w, h)) if w > 0 && h > 0 => (usize::from(w), usize::from(h)),
+            Some((w, _)) if w > 0 => (usize::from(w), 10),
+            _ => (80, 10),
+        };
         let now = self.now();
         let color = self.opts.color;
 
@@ -701,63 +858,107 @@ impl State {
         let total = self.vertices.len();
         let completed = self.vertices.iter().filter(|v| v.completed.is_some()).count();
         let all_done = total > 0 && completed == total;
-        let end = if all_done { self.vertices.iter().filter_map(|v| v.completed).max().unwrap_or(now) } else { now };
+        let end =
+            if all && all_done { self.vertices.iter().filter_map(|v| v.completed).max().unwrap_or(now) } else { now };
         let elapsed = first_start.map_or(0.0, |s| end.saturating_sub(s).as_secs_f64());
         let status = if all && all_done { "FINISHED" } else { "" };
-        let header = align(&format!("[+] Building {elapsed:.1}s ({completed}/{total}) {status}"), "", width);
+        let header = truncate_width(
+            &align(&format!("[+] Building {elapsed:.1}s ({completed}/{total}) {status}"), "", width),
+            width,
+        );
 
-        // Job lines, each with whether it may be hidden to fit the height.
-        let mut jobs: Vec<(String, bool)> = Vec::new();
-        for v in &self.vertices {
+        let mut jobs: Vec<Job> = Vec::new();
+        for (vi, v) in self.vertices.iter().enumerate() {
             let Some(started) = v.started else { continue };
-            let dt = v.completed.unwrap_or(now).saturating_sub(started);
-            let mut name = v.name.clone();
+            let mut name = v.name.replace('\t', " ");
             if v.canceled() {
                 name = format!("CANCELED {name}");
             } else if v.error.is_some() {
                 name = format!("ERROR {name}");
-            } else if v.cached {
+            }
+            if v.cached {
                 name = format!("CACHED {name}");
             }
             let paint = if v.completed.is_none() || !color {
                 None
             } else if v.canceled() {
-                Some("\x1b[33m")
+                Some(COLOR_CANCEL)
             } else if v.error.is_some() {
-                Some("\x1b[31m")
+                Some(COLOR_ERROR)
             } else {
-                Some("\x1b[34m")
+                Some(COLOR_RUN)
             };
-            if let Some(line) = job_line(&name, "", dt, width) {
-                jobs.push((paint_line(&line, paint), v.completed.is_some()));
-            }
+            jobs.push(Job {
+                name,
+                status: String::new(),
+                dt: v.completed.unwrap_or(now).saturating_sub(started),
+                completed: v.completed.is_some(),
+                paint,
+                vertex: Some(vi),
+                show_term: false,
+            });
             for st in &v.statuses {
-                let sdt = st.completed.unwrap_or(now).saturating_sub(st.started);
-                if let Some(line) = job_line(&format!("=> {}", st.id), &bytes_status(st), sdt, width) {
-                    jobs.push((paint_line(&line, paint), v.completed.is_some()));
-                }
+                jobs.push(Job {
+                    name: format!("=> {}", st.id),
+                    status: bytes_status(st),
+                    dt: st.completed.unwrap_or(now).saturating_sub(st.started),
+                    completed: st.completed.is_some(),
+                    paint: if st.completed.is_some() && color { Some(COLOR_RUN) } else { None },
+                    vertex: None,
+                    show_term: false,
+                });
             }
-            if v.completed.is_none() && !all {
-                for l in &v.tail {
-                    // BuildKit shows logs in a virtual terminal 10 columns narrower.
-                    let text = format!(" => => # {}", truncate_width(l, width.saturating_sub(10)));
-                    let line = format!("{text}\n");
-                    jobs.push((paint_line(&line, color.then_some("\x1b[2m")), false));
-                }
+            for w in &v.warnings {
+                jobs.push(Job {
+                    name: format!("WARN: {w}"),
+                    status: String::new(),
+                    dt: v.completed.unwrap_or(now).saturating_sub(started),
+                    completed: false,
+                    paint: None,
+                    vertex: None,
+                    show_term: false,
+                });
             }
         }
-        // Keep the display within the terminal: hide the oldest finished lines first.
-        if !all && let Some(h) = height {
-            let max = h.saturating_sub(2).max(1);
-            let mut excess = jobs.len().saturating_sub(max);
-            jobs.retain(|(_, hideable)| {
-                if excess > 0 && *hideable {
-                    excess -= 1;
-                    false
-                } else {
-                    true
+
+        // BuildKit's setupTerminals: log views for the busiest running steps, if they fit.
+        let term_height = TERM_HEIGHT_INITIAL.min(height.saturating_sub(TERM_HEIGHT_MIN + 1)).max(TERM_HEIGHT_MIN);
+        let term_width = width.saturating_sub(TERM_PAD).max(1);
+        let mut num_to_hide = 0usize;
+        if !all {
+            let in_use = jobs.iter().filter(|j| !j.completed).count();
+            let mut candidates: Vec<usize> = (0..jobs.len())
+                .filter(|&j| {
+                    jobs.get(j).is_some_and(|job| {
+                        !job.completed
+                            && job.vertex.and_then(|vi| self.vertices.get(vi)).is_some_and(|v| v.log_bytes > 0)
+                    })
+                })
+                .collect();
+            let weight = |j: &usize| {
+                jobs.get(*j)
+                    .and_then(|job| job.vertex)
+                    .and_then(|vi| self.vertices.get(vi))
+                    .map_or(0, |v| v.log_bytes + v.term_count * 50)
+            };
+            candidates.sort_by_key(|j| std::cmp::Reverse(weight(j)));
+            let mut num_free = height as i64 - 2 - in_use as i64;
+            let term_limit = (term_height + 3) as i64;
+            for j in candidates {
+                if num_free <= term_limit {
+                    break;
                 }
-            });
+                if let Some(job) = jobs.get_mut(j) {
+                    job.show_term = true;
+                    let used = job
+                        .vertex
+                        .and_then(|vi| self.vertices.get(vi))
+                        .map_or(0, |v| term_rows(&v.tail, term_width, term_height).len());
+                    num_to_hide += used;
+                }
+                num_free -= term_limit;
+            }
+            jobs = wrap_height(jobs, height as i64 - 2 - num_to_hide as i64);
         }
 
         let mut buf = String::new();
@@ -768,10 +969,30 @@ impl State {
         buf.push_str("\x1b[0G\x1b[?25l");
         buf.push_str(&header);
         buf.push('\n');
-        for (line, _) in &jobs {
-            buf.push_str(line);
+        let mut line_count = 0;
+        let mut shown_terms = Vec::new();
+        for job in &jobs {
+            let Some(line) = job_line(&job.name, &job.status, job.dt, width) else { continue };
+            buf.push_str(&paint_line(&line, job.paint));
+            line_count += 1;
+            if job.show_term
+                && let Some(v) = job.vertex.and_then(|vi| self.vertices.get(vi))
+            {
+                for row in term_rows(&v.tail, term_width, term_height) {
+                    let l = format!(" => => # {row}\n");
+                    buf.push_str(&paint_line(&l, color.then_some(COLOR_FAINT)));
+                    line_count += 1;
+                }
+                if let Some(vi) = job.vertex {
+                    shown_terms.push(vi);
+                }
+            }
         }
-        let line_count = jobs.len();
+        for vi in shown_terms {
+            if let Some(v) = self.vertices.get_mut(vi) {
+                v.term_count += 1;
+            }
+        }
         if self.line_count > line_count {
             let diff = self.line_count - line_count;
             for _ in 0..diff {
@@ -785,6 +1006,80 @@ impl State {
         self.write(&buf);
         self.flush();
     }
+}
+
+const COLOR_RUN: &str = "\x1b[34m";
+const COLOR_ERROR: &str = "\x1b[31m";
+const COLOR_CANCEL: &str = "\x1b[33m";
+const COLOR_FAINT: &str = "\x1b[2m";
+
+/// One line of the tty block.
+#[derive(Debug, Clone)]
+struct Job {
+    name: String,
+    status: String,
+    dt: Duration,
+    completed: bool,
+    paint: Option<&'static str>,
+    /// The vertex whose log view may follow this line.
+    vertex: Option<usize>,
+    show_term: bool,
+}
+
+/// BuildKit's `wrapHeight`: keep the last `limit` lines; running steps that would be cut are
+/// moved in place of finished ones.
+fn wrap_height(jobs: Vec<Job>, limit: i64) -> Vec<Job> {
+    if limit < 0 {
+        return Vec::new();
+    }
+    let limit = limit as usize;
+    if jobs.len() <= limit {
+        return jobs;
+    }
+    let cut = jobs.len() - limit;
+    let (head, tail) = jobs.split_at(cut);
+    let invisible: Vec<Job> = head.iter().filter(|j| !j.completed).cloned().collect();
+    let mut wrapped: Vec<Job> = tail.to_vec();
+    if !invisible.is_empty() {
+        let mut l = invisible.len() as i64;
+        let mut rewrapped = Vec::with_capacity(wrapped.len());
+        for j in wrapped {
+            if !j.completed || l <= 0 {
+                rewrapped.push(j);
+            }
+            l -= 1;
+        }
+        let freespace = limit.saturating_sub(rewrapped.len());
+        let start = invisible.len().saturating_sub(freespace);
+        let mut out: Vec<Job> = invisible.get(start..).map(<[Job]>::to_vec).unwrap_or_default();
+        out.extend(rewrapped);
+        wrapped = out;
+    }
+    wrapped
+}
+
+/// The rows BuildKit's virtual terminal would show for these log lines: wrapped at `width`
+/// columns, last `height` rows.
+fn term_rows(lines: &VecDeque<String>, width: usize, height: usize) -> Vec<String> {
+    let mut rows: Vec<String> = Vec::new();
+    for l in lines {
+        let mut row = String::new();
+        let mut w = 0;
+        for c in l.chars() {
+            let cw = display_width(c.encode_utf8(&mut [0u8; 4]));
+            if w + cw > width {
+                rows.push(std::mem::take(&mut row));
+                w = 0;
+            }
+            row.push(c);
+            w += cw;
+        }
+        if !row.trim().is_empty() {
+            rows.push(row);
+        }
+    }
+    let skip = rows.len().saturating_sub(height);
+    rows.split_off(skip)
 }
 
 /// BuildKit's `align`: `l` padded to `w - len(r) - 1`, a space, then `r`.
@@ -876,14 +1171,14 @@ fn bytes_status(st: &StatusEntry) -> String {
     }
 }
 
-fn plain_status(st: &StatusEntry, now: Duration) -> String {
+fn plain_status(st: &StatusEntry) -> String {
     let bytes = bytes_status(st);
     let mut out = st.id.clone();
     if !bytes.is_empty() {
         out.push(' ');
         out.push_str(&bytes);
     }
-    let end = st.completed.unwrap_or(now);
+    let end = st.completed.unwrap_or(st.timestamp);
     let diff = end.saturating_sub(st.started).as_secs_f64();
     if diff > 0.01 {
         out.push_str(&format!(" {diff:.1}s"));
@@ -892,12 +1187,6 @@ fn plain_status(st: &StatusEntry, now: Duration) -> String {
         out.push_str(" done");
     }
     out
-}
-
-/// `0.211 text`: seconds since the vertex started, as BuildKit prefixes log lines.
-fn log_line(v: &Vertex, text: &str, at: Duration) -> String {
-    let since = at.saturating_sub(v.started.unwrap_or(at)).as_secs_f64();
-    format!("{since:.3} {text}")
 }
 
 fn strip_time(line: &str) -> String {
@@ -974,7 +1263,7 @@ mod tests {
             Box::new(buf.clone()),
             BuildOptions {
                 mode,
-                size: TermSize::Fixed(width, 0),
+                size: TermSize::Fixed(width, 30),
                 color,
                 tick: None,
                 clock: Some(Arc::new(move || Duration::from_millis(m2.load(Ordering::SeqCst)))),
@@ -1051,6 +1340,7 @@ mod tests {
         p.log("a", LogStream::Stdout, b"building a\n");
         p.start("b", "[stage-b 1/2] RUN make");
         f.at(200);
+        // b waits while a is current (anti-flicker), then is shown when a completes.
         p.log("b", LogStream::Stdout, b"building b\n");
         f.at(300);
         p.log("a", LogStream::Stdout, b"a done\n");
@@ -1061,20 +1351,78 @@ mod tests {
             f.buf.text(),
             "#1 [stage-a 1/2] RUN make
 #1 0.100 building a
-#1 ...
-
-#2 [stage-b 1/2] RUN make
-#2 0.100 building b
-#2 ...
-
-#1 [stage-a 1/2] RUN make
 #1 0.300 a done
 #1 DONE 0.3s
 
 #2 [stage-b 1/2] RUN make
+#2 0.100 building b
 #2 DONE 0.2s
 "
         );
+    }
+
+    #[test]
+    fn plain_switches_after_anti_flicker_and_marks_interruption() {
+        let f = session(BuildMode::Plain, 80, false);
+        let p = &f.p;
+        p.start("a", "[a 1/1] RUN sleep 20");
+        p.start("b", "[b 1/1] RUN chatty");
+        f.at(1000);
+        p.log("b", LogStream::Stdout, b"b1\n");
+        f.at(6000);
+        // a has been current for 6 s with nothing to say: b gets the floor.
+        p.refresh();
+        f.at(6500);
+        p.log("a", LogStream::Stdout, b"a1\n");
+        f.at(12_000);
+        p.refresh();
+        f.at(13_000);
+        p.done("a");
+        p.done("b");
+        p.finish();
+        assert_eq!(
+            f.buf.text(),
+            "#1 [a 1/1] RUN sleep 20
+#1 ...
+
+#2 [b 1/1] RUN chatty
+#2 1.000 b1
+#2 ...
+
+#1 [a 1/1] RUN sleep 20
+#1 6.500 a1
+#1 DONE 13.0s
+
+#2 [b 1/1] RUN chatty
+#2 DONE 13.0s
+"
+        );
+    }
+
+    #[test]
+    fn plain_status_throttling_and_log_precision() {
+        let f = session(BuildMode::Plain, 80, false);
+        let p = &f.p;
+        p.start("c", "[internal] load build context");
+        for i in 0..=100u64 {
+            f.at(i * 100);
+            p.status("c", "transferring context", i * 1_000_000, 100_000_000, false);
+        }
+        f.at(10_100);
+        p.status("c", "transferring context", 100_000_000, 100_000_000, true);
+        f.at(12_345);
+        p.log("c", LogStream::Stdout, b"late line\n");
+        f.at(123_456);
+        p.log("c", LogStream::Stdout, b"very late\n");
+        p.done("c");
+        p.finish();
+        let text = f.buf.text();
+        let statuses = text.lines().filter(|l| l.contains("transferring context")).count();
+        // 0%, then every 5% (20 steps), then done.
+        assert_eq!(statuses, 22, "{text}");
+        assert!(text.contains("#1 transferring context 100.00MB / 100.00MB 10.1s done\n"), "{text}");
+        assert!(text.contains("#1 12.35 late line\n"), "{text}");
+        assert!(text.contains("#1 123.5 very late\n"), "{text}");
     }
 
     #[test]
