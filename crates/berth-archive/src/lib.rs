@@ -7,6 +7,7 @@ pub mod compress;
 pub mod error;
 pub mod pgzip;
 pub mod stream;
+pub mod tar;
 
 pub use compress::{CompressOptions, Compression, Decoder, Encoder, detect};
 pub use error::{Error, Result};
