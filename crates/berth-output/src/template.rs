@@ -94,6 +94,7 @@ impl Template {
         let parser = gotmpl::parse::Parser::new(src, "{{", "}}").map_err(|e| parse_error(src, &e))?;
         let (tree, defines) = parser.parse().map_err(|e| parse_error(src, &e))?;
         check_list(src, &tree)?;
+        check_nesting(src)?;
         for d in &defines {
             check_list(src, &d.body)?;
         }
@@ -193,6 +194,61 @@ fn check_list(src: &str, list: &ListNode) -> Result<(), TemplateError> {
             Node::Define(d) => check_list(src, &d.body)?,
             Node::Text(_) | Node::Break(_) | Node::Continue(_) => {}
         }
+    }
+    Ok(())
+}
+
+/// Go rejects a stray `{{end}}` or `{{else}}` (`unexpected {{end}}`); gotmpl ignores them. A
+/// small scan of the actions' leading keywords restores Go's behaviour.
+fn check_nesting(src: &str) -> Result<(), TemplateError> {
+    let bytes = src.as_bytes();
+    let mut depth = 0usize;
+    let mut i = 0;
+    while let Some(off) = src.get(i..).and_then(|r| r.find("{{")) {
+        let start = i + off;
+        let mut j = start + 2;
+        // Find the closing delimiter, skipping quoted strings and comments.
+        let mut quote: Option<u8> = None;
+        let mut end = None;
+        while j < bytes.len() {
+            let c = bytes.get(j).copied().unwrap_or(0);
+            match quote {
+                Some(q) => {
+                    if c == b'\\' && q != b'`' {
+                        j += 1;
+                    } else if c == q {
+                        quote = None;
+                    }
+                }
+                None => {
+                    if c == b'"' || c == b'`' || c == b'\'' {
+                        quote = Some(c);
+                    } else if bytes.get(j..j + 2) == Some(b"}}") {
+                        end = Some(j);
+                        break;
+                    }
+                }
+            }
+            j += 1;
+        }
+        let Some(end) = end else { return Ok(()) }; // unclosed: gotmpl reports it
+        let body = src.get(start + 2..end).unwrap_or("");
+        let body = body.strip_prefix('-').unwrap_or(body);
+        let body = body.strip_suffix('-').unwrap_or(body).trim();
+        let word: String = body.chars().take_while(|c| c.is_ascii_alphabetic()).collect();
+        let line = line_of(src, start);
+        match word.as_str() {
+            "if" | "range" | "with" | "define" | "block" => depth += 1,
+            "end" | "else" if depth == 0 => {
+                return Err(TemplateError::Parse { line, message: format!("unexpected {{{{{word}}}}}") });
+            }
+            "end" => depth -= 1,
+            _ => {}
+        }
+        i = end + 2;
+    }
+    if depth > 0 {
+        return Err(TemplateError::Parse { line: line_of(src, src.len()), message: "unexpected EOF".to_string() });
     }
     Ok(())
 }
@@ -840,6 +896,18 @@ mod tests {
         let e = run("{{index .RepoTags 5}}").unwrap_err();
         assert!(e.contains("index out of range"), "{e}");
         assert!(matches!(Template::parse("{{if}}"), Err(TemplateError::Parse { .. })));
+    }
+
+    #[test]
+    fn stray_end_and_else_are_errors() {
+        assert_eq!(run("x{{end}}").unwrap_err(), "template parsing error: template: :1: unexpected {{end}}");
+        assert_eq!(run("a\n{{- else -}}").unwrap_err(), "template parsing error: template: :2: unexpected {{else}}");
+        assert_eq!(run(r#"{{if .Flag}}{{"}}{{end}}"}}{{end}}"#).unwrap(), "}}{{end}}");
+        assert_eq!(
+            run("{{range .RepoTags}}{{if .}}{{.}}{{else}}-{{end}}{{end}}{{/* {{end}} */}}").unwrap(),
+            "nginx:latest"
+        );
+        assert!(run("{{if .Flag}}x").unwrap_err().starts_with("template parsing error: template: :1: "));
     }
 
     #[test]
