@@ -21,7 +21,8 @@
 #                   Docker-typed manifests keep their Docker media types there, so skopeo's
 #                   oci: transport will not read those entries; berth and umoci can.
 #   fixtures.tsv    one line per tag: repo:tag <TAB> digest <TAB> mediaType <TAB> bytes
-#                   (manifest + config + layers, deduplicated; for an index, all platforms)
+#                   (manifest + config + layers, deduplicated; for an index, all platforms).
+#                   Tags of an earlier "all" run stay listed after a "basic" run.
 #   build-times.tsv seconds spent on each step of the last run that did work
 #
 # Reruns are cheap: every layer is built once (records under fixtures/records, the
@@ -431,6 +432,15 @@ build_big() {
 }
 
 # ---------------------------------------------------------------------------- debian
+# short_id FILE: first 12 hex digits of FILE's sha256, remembered in FILE.sha256 (the
+# cached tars are large and never change once written).
+short_id() {
+	if [[ ! -s $1.sha256 || $1.sha256 -ot $1 ]]; then
+		sha256sum "$1" | cut -c1-64 >"$1.sha256"
+	fi
+	cut -c1-12 "$1.sha256"
+}
+
 debian_rootfs_tar() {
 	DEBIAN_TAR=$BERTH_CI_CACHE/$DEBIAN_KEY.tar
 	[[ -s $DEBIAN_TAR ]] && return 0
@@ -487,7 +497,7 @@ EOF
 # cached as $BERTH_CI_CACHE/KEY-<base digest>.tar; sets CHROOT_TAR.
 chroot_layer() {
 	local key=$1 base=$2 script=$3 w base_id
-	base_id=$(sha256sum "$base" | cut -c1-12)
+	base_id=$(short_id "$base")
 	CHROOT_TAR=$BERTH_CI_CACHE/$key-$base_id.tar
 	[[ -s $CHROOT_TAR ]] && return 0
 	step_start "$key (apt-get in chroot)"
@@ -547,7 +557,7 @@ rm -rf /var/cache/debconf/*-old /var/lib/dpkg/*-old /var/log/apt/* /var/log/dpkg
 build_debian() {
 	debian_rootfs_tar
 	step_start debian
-	layer_from_tar "$DEBIAN_KEY-$(sha256sum "$DEBIAN_TAR" | cut -c1-12)" "$DEBIAN_TAR" gzip
+	layer_from_tar "$DEBIAN_KEY-$(short_id "$DEBIAN_TAR")" "$DEBIAN_TAR" gzip
 	DEBIAN_LAYER=$LAYER
 	local cfg hist
 	cfg=$(jq -cn --arg path "$PATH_ENV" '{Env: [$path], Cmd: ["bash"]}')
@@ -571,7 +581,7 @@ python --version; pip --version
 $APT_CLEAN"
 	chroot_layer "$PYTHON_KEY" "$DEBIAN_TAR" "$script"
 	step_start python
-	layer_from_tar "$PYTHON_KEY-$(sha256sum "$CHROOT_TAR" | cut -c1-12)" "$CHROOT_TAR" gzip
+	layer_from_tar "$PYTHON_KEY-$(short_id "$CHROOT_TAR")" "$CHROOT_TAR" gzip
 	cfg=$(jq -cn --arg path "$PATH_ENV" '{Env: [$path, "LANG=C.UTF-8", "PIP_BREAK_SYSTEM_PACKAGES=1"], Cmd: ["python3"]}')
 	hist=$(jq -cs . <(history_entry "/bin/sh -c #(nop) ADD file:debootstrap-minbase-bookworm in / ") \
 		<(history_entry "/bin/sh -c apt-get install -y python3 python3-pip python3-venv && ln -s python3 python && ln -s pip3 pip") \
@@ -595,7 +605,7 @@ node --version; npm --version
 $APT_CLEAN"
 	chroot_layer "$NODE_KEY" "$DEBIAN_TAR" "$script"
 	step_start node
-	layer_from_tar "$NODE_KEY-$(sha256sum "$CHROOT_TAR" | cut -c1-12)" "$CHROOT_TAR" gzip
+	layer_from_tar "$NODE_KEY-$(short_id "$CHROOT_TAR")" "$CHROOT_TAR" gzip
 	cfg=$(jq -cn --arg path "$PATH_ENV" '{Env: [$path], Cmd: ["node"]}')
 	hist=$(jq -cs . <(history_entry "/bin/sh -c #(nop) ADD file:debootstrap-minbase-bookworm in / ") \
 		<(history_entry "/bin/sh -c apt-get install -y nodejs npm && useradd --uid 1000 node") \
@@ -651,20 +661,26 @@ push_tag() {
 }
 
 write_outputs() {
-	local ref rec tsv=$FIX/fixtures.tsv
-	# index.json of the layout: every tag of this run.
+	local ref rec
+	# The layout's index.json names every tag built by this run or an earlier one (a basic
+	# run after an all run keeps the Debian entries while their blobs exist); fixtures.tsv
+	# lists the same tags: ref, digest, media type, bytes of manifest + config + layers
+	# (deduplicated, all platforms for an index).
 	printf '%s\n' "${TAGS[@]}" | while read -r ref rec; do
 		jq -c --arg ref "$ref" '{mediaType, digest, size,
 			annotations: {"org.opencontainers.image.ref.name": $ref}}
 			+ (if .platform then {platform} else {} end)' "$rec"
-	done | jq -s --indent 2 '{schemaVersion: 2, mediaType: "application/vnd.oci.image.index.v1+json",
-		manifests: .}' >"$OCI/index.json.tmp"
-	mv -f "$OCI/index.json.tmp" "$OCI/index.json"
-	# fixtures.tsv: ref, digest, media type, bytes of manifest + config + layers (deduplicated,
-	# all platforms for an index).
-	python3 - "$OCI/blobs/sha256" "$OCI/index.json" >"$tsv.tmp" <<'PY'
+	done >"$WORK/new-index-entries.json"
+	python3 - "$OCI" "$WORK/new-index-entries.json" "$FIX/fixtures.tsv" <<'PY'
 import json, os, sys
-blobs = sys.argv[1]
+oci, new_path, tsv = sys.argv[1:4]
+blobs = os.path.join(oci, "blobs", "sha256")
+REF = "org.opencontainers.image.ref.name"
+new = [json.loads(l) for l in open(new_path) if l.strip()]
+try:
+    old = json.load(open(os.path.join(oci, "index.json")))["manifests"]
+except (OSError, ValueError, KeyError):
+    old = []
 def walk(digest, seen):
     p = os.path.join(blobs, digest[7:])
     seen[digest] = os.path.getsize(p)
@@ -672,13 +688,29 @@ def walk(digest, seen):
     for m in doc.get("manifests", []):
         walk(m["digest"], seen)
     for b in ([doc["config"]] if "config" in doc else []) + doc.get("layers", []):
+        if not os.path.exists(os.path.join(blobs, b["digest"][7:])):
+            raise FileNotFoundError(b["digest"])
         seen[b["digest"]] = b["size"]
     return seen
-for m in json.load(open(sys.argv[2]))["manifests"]:
-    ref = m["annotations"]["org.opencontainers.image.ref.name"]
-    print(f'{ref}\t{m["digest"]}\t{m["mediaType"]}\t{sum(walk(m["digest"], {}).values())}')
+refs = {m["annotations"][REF] for m in new}
+merged, lines = [], []
+for m in [m for m in old if m.get("annotations", {}).get(REF) not in refs] + new:
+    try:
+        size = sum(walk(m["digest"], {}).values())
+    except (OSError, ValueError):
+        continue  # an old entry whose blobs are gone
+    merged.append(m)
+    lines.append(f'{m["annotations"][REF]}\t{m["digest"]}\t{m["mediaType"]}\t{size}\n')
+doc = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": merged}
+with open(os.path.join(oci, "index.json.tmp"), "w") as f:
+    json.dump(doc, f, indent=2)
+    f.write("\n")
+os.replace(os.path.join(oci, "index.json.tmp"), os.path.join(oci, "index.json"))
+with open(tsv + ".tmp", "w") as f:
+    f.writelines(lines)
+os.replace(tsv + ".tmp", tsv)
 PY
-	mv -f "$tsv.tmp" "$tsv"
+	rm -f "$WORK/new-index-entries.json"
 }
 
 # all_current FILE: true when every "ref digest" line (after the first) is what the
@@ -686,6 +718,7 @@ PY
 all_current() {
 	local ref digest
 	while read -r ref digest; do
+		[[ -e $OCI/blobs/sha256/${digest#sha256:} ]] || return 1
 		[[ $(registry_digest "${ref%:*}" "${ref##*:}") == "$digest" ]] || return 1
 	done < <(tail -n +2 "$1")
 }
@@ -727,7 +760,10 @@ write_outputs
 printf '%s\n' "${TIMES[@]}" >"$FIX/build-times.tsv"
 {
 	echo "$STAMP"
-	cut -f1,2 "$FIX/fixtures.tsv" | tr '\t' ' '
+	for entry in "${TAGS[@]}"; do
+		read -r ref rec <<<"$entry"
+		echo "$ref $(jq -r .digest "$rec")"
+	done
 } >"$DONE"
 safe_rm "$WORK"/push-*
 ci_log "fixtures ($MODE): ${#TAGS[@]} tags on $REGISTRY, $PUSHED pushed, $(secs_since "$T_ALL")s total; list: $FIX/fixtures.tsv"
