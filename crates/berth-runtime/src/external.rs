@@ -91,18 +91,3 @@ pub(crate) fn run_external(
     let oom = cfg.memory.is_some() && crate::cgroup::oom_killed(&prep.cgroups_path);
     Ok(RunOutcome { oom_killed: oom, ..out })
 }
-
-/// `runc kill <id> <signal>` for a container run by an external runtime.
-pub(crate) fn kill(opts: &RuntimeOptions, rt: &Path, id: &str, sig: i32) -> Result<()> {
-    let root = opts.state_root.join("runc");
-    let st = Command::new(rt)
-        .arg("--root")
-        .arg(&root)
-        .args(["kill", id, &sig.to_string()])
-        .status()
-        .map_err(|e| rt_err(rt, format!("cannot execute: {e}")))?;
-    if !st.success() {
-        return Err(rt_err(rt, format!("kill {id} failed ({st})")));
-    }
-    Ok(())
-}

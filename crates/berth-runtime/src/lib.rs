@@ -27,3 +27,13 @@ pub use io::Stream;
 pub use rootfs::{LayerStack, MountedRootfs, RootfsMode, RootfsSource, mount_rootfs};
 pub use run::{Backend, RunObserver, RunOutcome, RuntimeOptions, Stdio, run};
 pub use user::{ExecUser, resolve_user};
+
+pub mod containers;
+pub mod exec;
+pub mod logs;
+pub mod state;
+
+pub use containers::{ContainerInfo, Containers, parse_signal};
+pub use exec::{ExecConfig, exec_in};
+pub use logs::{LogEntry, LogOptions};
+pub use state::{ContainerState, Health, HealthLogEntry, Status};

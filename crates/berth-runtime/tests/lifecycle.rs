@@ -1,0 +1,205 @@
+//! Detached containers, records, stop/kill/rm, logs, exec, health checks (needs root).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use berth_runtime::*;
+use common::*;
+
+fn store() -> Containers {
+    Containers::new(tmp_base().join("store"))
+}
+
+fn cleanup(s: &Containers, o: &RuntimeOptions, id: &str) {
+    s.remove(id, true).unwrap();
+    assert_no_leaks(o, id);
+}
+
+#[test]
+fn detached_outlives_creator_and_records_exit() {
+    let o = opts();
+    let s = store();
+    let id = unique_id("det");
+    let c = config(&id, &["sh", "-c", "echo out; echo err >&2; sleep 0.3; exit 7"]);
+    s.create(&id, Some("det"), &c, &o).unwrap();
+    assert_eq!(s.inspect(&id).unwrap().state.status, Status::Created);
+    let pid = s.start_detached(&id).unwrap();
+    assert!(pid > 0);
+    let st = s.inspect(&id).unwrap().state;
+    assert_eq!(st.status, Status::Running);
+    assert!(st.supervisor_pid > 0 && st.supervisor_pid != std::process::id() as i32);
+    // The supervisor is not our child: it was started in its own session.
+    let sid = std::fs::read_to_string(format!("/proc/{}/stat", st.supervisor_pid)).unwrap();
+    assert!(!sid.is_empty());
+    assert_eq!(s.wait(&id).unwrap(), 7);
+    let st = s.inspect(&id).unwrap().state;
+    assert_eq!(st.status, Status::Exited);
+    assert!(st.finished_at > st.started_at, "{st:?}");
+    let mut entries = vec![];
+    s.logs(&id, &LogOptions::default(), &mut |e| entries.push(e.clone())).unwrap();
+    let mut got: Vec<(String, String)> = entries.iter().map(|e| (e.stream.clone(), e.log.clone())).collect();
+    got.sort();
+    assert_eq!(got, vec![("stderr".into(), "err\n".into()), ("stdout".into(), "out\n".into())]);
+    assert!(entries[0].time.ends_with('Z'));
+    cleanup(&s, &o, &id);
+    assert!(s.inspect(&id).is_err());
+}
+
+#[test]
+fn start_errors_are_reported() {
+    let o = opts();
+    let s = store();
+    let id = unique_id("det127");
+    s.create(&id, None, &config(&id, &["nosuch"]), &o).unwrap();
+    let e = s.start_detached(&id).unwrap_err();
+    assert_eq!(e.exit_code(), 127, "{e}");
+    let st = s.inspect(&id).unwrap().state;
+    assert_eq!((st.status, st.exit_code), (Status::Exited, 127));
+    cleanup(&s, &o, &id);
+}
+
+#[test]
+fn stop_with_timeout_kill_rm_and_follow_logs() {
+    let o = opts();
+    let s = store();
+    let id = unique_id("stop");
+    // PID 1 without a handler ignores SIGTERM: stop must escalate to SIGKILL.
+    s.create(&id, None, &config(&id, &["sleep", "60"]), &o).unwrap();
+    s.start_detached(&id).unwrap();
+    let e = s.remove(&id, false).unwrap_err();
+    assert!(matches!(e, Error::WrongState { .. }), "{e}");
+    let t0 = Instant::now();
+    s.stop(&id, Some(Duration::from_millis(300))).unwrap();
+    assert!(t0.elapsed() < Duration::from_secs(5));
+    assert_eq!(s.inspect(&id).unwrap().state.exit_code, 137);
+    cleanup(&s, &o, &id);
+
+    // A trapping shell exits on SIGTERM in time; logs --follow ends when it stops.
+    let id = unique_id("stop2");
+    s.create(
+        &id,
+        None,
+        &config(&id, &["sh", "-c", "trap 'echo bye; exit 0' TERM; echo hi; while true; do sleep 0.05; done"]),
+        &o,
+    )
+    .unwrap();
+    s.start_detached(&id).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let s2 = s.clone();
+    let id2 = id.clone();
+    let h = std::thread::spawn(move || {
+        let mut lines = vec![];
+        s2.logs(&id2, &LogOptions { follow: true, tail: None }, &mut |e| lines.push(e.log.clone())).unwrap();
+        lines
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    s.stop(&id, Some(Duration::from_secs(5))).unwrap();
+    assert_eq!(s.inspect(&id).unwrap().state.exit_code, 0);
+    assert_eq!(h.join().unwrap(), vec!["hi\n".to_string(), "bye\n".to_string()]);
+    cleanup(&s, &o, &id);
+
+    // kill with a signal name.
+    let id = unique_id("kill");
+    s.create(&id, None, &config(&id, &["sleep", "60"]), &o).unwrap();
+    s.start_detached(&id).unwrap();
+    s.kill(&id, "KILL").unwrap();
+    assert_eq!(s.wait(&id).unwrap(), 137);
+    cleanup(&s, &o, &id);
+}
+
+#[test]
+fn died_unobserved_is_marked_exited() {
+    let o = opts();
+    let s = store();
+    let id = unique_id("died");
+    s.create(&id, None, &config(&id, &["sleep", "60"]), &o).unwrap();
+    s.start_detached(&id).unwrap();
+    let st = s.inspect(&id).unwrap().state;
+    // Kill the supervisor first, then the container: nobody records the exit.
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(st.supervisor_pid), nix::sys::signal::Signal::SIGKILL).unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(st.pid), nix::sys::signal::Signal::SIGKILL).unwrap();
+    let t0 = Instant::now();
+    loop {
+        let st = s.inspect(&id).unwrap().state;
+        if st.status == Status::Exited {
+            assert_eq!(st.exit_code, 255);
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(5));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    cleanup(&s, &o, &id);
+}
+
+#[test]
+fn exec_into_running_container() {
+    let o = opts();
+    let s = store();
+    let id = unique_id("exec");
+    let mut c = config(&id, &["sleep", "60"]);
+    c.env = vec!["BASE=1".into()];
+    s.create(&id, None, &c, &o).unwrap();
+    let pid = s.start_detached(&id).unwrap();
+    let mut out = String::new();
+    let ex = ExecConfig {
+        args: vec![
+            "sh".into(),
+            "-c".into(),
+            "echo $BASE $X; id -u; pwd; cat /proc/1/cmdline | tr '\\0' ' '; exit 5".into(),
+        ],
+        env: vec!["X=2".into()],
+        user: Some("alice".into()),
+        working_dir: Some("/tmp".into()),
+        ..Default::default()
+    };
+    let r = s.exec(&id, &ex, Stdio::Capture(&mut |_, l| out.push_str(&String::from_utf8_lossy(l)))).unwrap();
+    assert_eq!(r.exit_code, 5);
+    assert_eq!(out, "1 2\n1000\n/tmp\nsleep 60 ");
+    let e = s
+        .exec(&id, &ExecConfig { args: vec!["nosuch".into()], ..Default::default() }, Stdio::Capture(&mut |_, _| {}))
+        .unwrap_err();
+    assert_eq!(e.exit_code(), 127);
+    assert!(pid > 0);
+    cleanup(&s, &o, &id);
+}
+
+#[test]
+fn health_check_transitions() {
+    let o = opts();
+    let s = store();
+    let id = unique_id("health");
+    let mut c = config(&id, &["sh", "-c", "sleep 0.6; touch /tmp/ready; sleep 1.2; rm /tmp/ready; sleep 60"]);
+    c.healthcheck = Some(HealthConfig {
+        test: vec!["CMD-SHELL".into(), "cat /tmp/ready".into()],
+        interval: 200_000_000,
+        timeout: 2_000_000_000,
+        // Failures before /tmp/ready exists fall in the start period and do not count.
+        start_period: 1_000_000_000,
+        start_interval: 100_000_000,
+        retries: 2,
+    });
+    s.create(&id, None, &c, &o).unwrap();
+    s.start_detached(&id).unwrap();
+    let mut seen = vec![];
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(6) {
+        let h = s.inspect(&id).unwrap().state.health.unwrap();
+        if seen.last() != Some(&h.status) {
+            seen.push(h.status.clone());
+        }
+        if h.status == "unhealthy" {
+            assert!(h.log.len() <= 5);
+            assert!(h.failing_streak >= 2);
+            assert!(h.log.last().unwrap().exit_code != 0);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    assert_eq!(seen, vec!["starting", "healthy", "unhealthy"], "{seen:?}");
+    // One-off check from the CLI path.
+    let e = s.health_check(&id).unwrap();
+    assert_ne!(e.exit_code, 0);
+    assert!(e.output.contains("No such file"), "{e:?}");
+    cleanup(&s, &o, &id);
+}
