@@ -751,13 +751,14 @@ fn kind_of(ft: fs::FileType) -> EntryKind {
     }
 }
 
+/// A raw-walk visitor: relative path, kind, and a read error for a
+/// directory that could not be listed.
+pub type RawVisitor<'a> = dyn FnMut(&str, EntryKind, Option<&std::io::Error>) -> Result<Control, WalkError> + 'a;
+
 /// Walks `root` depth-first in byte order of names, a directory before its
 /// contents, without following symlinks, calling `visit` with each
 /// relative path. The root itself is not reported.
-pub fn walk_raw(
-    root: &Path,
-    visit: &mut dyn FnMut(&str, EntryKind, Option<&std::io::Error>) -> Result<Control, WalkError>,
-) -> Result<(), WalkError> {
+pub fn walk_raw(root: &Path, visit: &mut RawVisitor<'_>) -> Result<(), WalkError> {
     fn read_sorted(dir: &Path) -> std::io::Result<Vec<(Vec<u8>, EntryKind)>> {
         use std::os::unix::ffi::OsStrExt;
         let mut v = Vec::new();
@@ -769,11 +770,7 @@ pub fn walk_raw(
         v.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         Ok(v)
     }
-    fn rec(
-        abs: &mut PathBuf,
-        rel: &mut String,
-        visit: &mut dyn FnMut(&str, EntryKind, Option<&std::io::Error>) -> Result<Control, WalkError>,
-    ) -> Result<(), WalkError> {
+    fn rec(abs: &mut PathBuf, rel: &mut String, visit: &mut RawVisitor<'_>) -> Result<(), WalkError> {
         let entries = match read_sorted(abs) {
             Ok(e) => e,
             Err(err) => {
@@ -855,6 +852,17 @@ pub fn list_context<S: AsRef<str>>(root: &Path, excludes: &[S]) -> Result<Vec<Wa
     Ok(out)
 }
 
+/// The match type of a compiled pattern (`exact`, `prefix`, `suffix`,
+/// `regexp`), for conformance tests and debugging.
+pub fn debug_match_type(p: &Pattern) -> &'static str {
+    match p.kind {
+        Kind::Exact => "exact",
+        Kind::Prefix => "prefix",
+        Kind::Suffix => "suffix",
+        Kind::Regexp(_) | Kind::Bad => "regexp",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -883,16 +891,5 @@ mod tests {
         assert!(!pm.matches("ad").unwrap());
         let pm = PatternMatcher::new(&["[a&&b]"]).unwrap();
         assert!(pm.matches("&").unwrap());
-    }
-}
-
-/// The match type of a compiled pattern (`exact`, `prefix`, `suffix`,
-/// `regexp`), for conformance tests and debugging.
-pub fn debug_match_type(p: &Pattern) -> &'static str {
-    match p.kind {
-        Kind::Exact => "exact",
-        Kind::Prefix => "prefix",
-        Kind::Suffix => "suffix",
-        Kind::Regexp(_) | Kind::Bad => "regexp",
     }
 }

@@ -59,6 +59,8 @@ pub struct From {
     pub name: String,
     /// Stage name as written.
     pub name_as_written: String,
+    /// The `AS` keyword as written (empty when unnamed).
+    pub as_keyword: String,
     pub platform: Option<String>,
     /// Description from a `# name text` comment above FROM.
     pub description: String,
@@ -295,6 +297,8 @@ pub struct Command {
     pub original: String,
     /// `--flag` words as written.
     pub flags: Vec<String>,
+    /// Comment lines directly above the instruction.
+    pub comments: Vec<String>,
 }
 
 /// BuildKit's `BFlags`.
@@ -410,7 +414,7 @@ fn parse_kvps(args: &[String], cmd: &str) -> Result<Vec<KeyValue>, String> {
     if args.is_empty() {
         return Err(at_least_one(cmd));
     }
-    if args.len() % 3 != 0 {
+    if !args.len().is_multiple_of(3) {
         return Err(format!("Bad input to {cmd}, too many arguments"));
     }
     let mut out = Vec::new();
@@ -520,7 +524,7 @@ pub fn parse_instruction(node: &Node) -> Result<Command, Error> {
             if is_add { Instruction::Add(c) } else { Instruction::Copy(c) }
         }
         "from" => {
-            let (name, written) = match args.len() {
+            let (name, written, as_kw) = match args.len() {
                 3 if args[1].eq_ignore_ascii_case("as") => {
                     let n = go_lower(&args[2]);
                     if !valid_stage_name(&n) {
@@ -529,9 +533,9 @@ pub fn parse_instruction(node: &Node) -> Result<Command, Error> {
                             go_quote(&args[2])
                         )));
                     }
-                    (n, args[2].clone())
+                    (n, args[2].clone(), args[1].clone())
                 }
-                1 => (String::new(), String::new()),
+                1 => (String::new(), String::new(), String::new()),
                 _ => return Err(ierr("FROM requires either one or three arguments".to_string())),
             };
             let f_platform = fl.add("platform", FlagType::Str);
@@ -541,6 +545,7 @@ pub fn parse_instruction(node: &Node) -> Result<Command, Error> {
                 description: get_comment(&node.comments, &name),
                 name,
                 name_as_written: written,
+                as_keyword: as_kw,
                 platform: fl.string(f_platform).filter(|s| !s.is_empty()),
             })
         }
@@ -763,6 +768,7 @@ pub fn parse_instruction(node: &Node) -> Result<Command, Error> {
         keyword: node.keyword.clone(),
         original: node.original.clone(),
         flags: node.flags.clone(),
+        comments: node.comments.clone(),
     })
 }
 

@@ -9,8 +9,10 @@
 pub mod dockerignore;
 pub mod error;
 pub mod instructions;
+pub mod lint;
 pub mod parser;
 pub mod plan;
+pub mod render;
 pub mod shell;
 mod util;
 

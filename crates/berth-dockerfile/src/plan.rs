@@ -94,6 +94,8 @@ pub struct PlanOptions {
     pub base_image_env: HashMap<String, Vec<(String, String)>>,
     /// ONBUILD triggers of external base images, keyed like `base_image_env`.
     pub base_image_onbuild: HashMap<String, Vec<String>>,
+    /// Plan every stage, not only those the target needs (used by lint).
+    pub all_stages: bool,
 }
 
 /// Proxy build args usable without `ARG` (kept out of cache keys).
@@ -171,6 +173,9 @@ pub struct Step {
     pub shell: Vec<String>,
     /// Injected from a base's ONBUILD triggers.
     pub from_trigger: bool,
+    /// Variables referenced but neither set nor declared (lint
+    /// `UndefinedVar`), sorted.
+    pub undefined_vars: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -188,6 +193,12 @@ pub struct PlannedStage {
     pub steps: Vec<Step>,
     /// Stages this one needs (base and `--from` sources), ascending.
     pub deps: Vec<usize>,
+    /// Variables used in FROM that are not global ARGs (lint
+    /// `UndefinedArgInFrom`).
+    pub undefined_from_args: Vec<String>,
+    /// Whether the whole environment is known (scratch or a stage chain
+    /// ending in scratch or in an image whose Env was given).
+    pub env_known: bool,
 }
 
 /// A global ARG (declared before the first FROM).
@@ -433,14 +444,21 @@ pub fn plan_parsed(parsed: &Parsed, opts: &PlanOptions) -> Result<Plan> {
         platform: Option<String>,
         triggers: Vec<Command>,
         deps: BTreeSet<usize>,
+        undefined: Vec<String>,
     }
     let mut pre: Vec<Pre> = Vec::new();
     for (i, st) in parsed.stages.iter().enumerate() {
         let Instruction::From(f) = &st.from.instruction else {
             continue;
         };
-        let exp = |w: &str| {
-            lex.process_word(w, &global).map_err(|e| Error::Expand { message: e.message, range: st.from.range })
+        let mut from_unmatched = BTreeSet::new();
+        let mut exp = |w: &str| {
+            lex.process(w, &global)
+                .map(|p| {
+                    from_unmatched.extend(p.unmatched);
+                    p.result
+                })
+                .map_err(|e| Error::Expand { message: e.message, range: st.from.range })
         };
         let image = exp(&f.image)?;
         if image.is_empty() {
@@ -449,7 +467,7 @@ pub fn plan_parsed(parsed: &Parsed, opts: &PlanOptions) -> Result<Plan> {
                 range: Some(st.from.range),
             });
         }
-        let platform = f.platform.as_deref().map(exp).transpose()?;
+        let platform = f.platform.as_deref().map(&mut exp).transpose()?;
         let l = go_lower(&image);
         let base = if image == "scratch" {
             Base::Scratch
@@ -488,7 +506,7 @@ pub fn plan_parsed(parsed: &Parsed, opts: &PlanOptions) -> Result<Plan> {
                 }
             }
         }
-        pre.push(Pre { base, platform, triggers, deps });
+        pre.push(Pre { base, platform, triggers, deps, undefined: from_unmatched.into_iter().collect() });
     }
 
     // Target.
@@ -541,10 +559,11 @@ pub fn plan_parsed(parsed: &Parsed, opts: &PlanOptions) -> Result<Plan> {
             }
         }
     }
-    let reachable: Vec<usize> = (0..pre.len()).filter(|i| colour[*i] == 2).collect();
+    let reachable: Vec<usize> = (0..pre.len()).filter(|i| colour[*i] == 2 || opts.all_stages).collect();
 
     // Dispatch reachable stages in order.
     let mut states: Vec<Option<StageState>> = vec![None; pre.len()];
+    let mut known = vec![false; pre.len()];
     let mut out = Vec::new();
     for &i in &reachable {
         let st = &parsed.stages[i];
@@ -561,6 +580,11 @@ pub fn plan_parsed(parsed: &Parsed, opts: &PlanOptions) -> Result<Plan> {
             Base::Scratch => new_state(),
         };
         state.onbuild.clear();
+        known[i] = match &p.base {
+            Base::Scratch => true,
+            Base::Stage(j) => known[*j],
+            Base::Image(img) => opts.base_image_env.contains_key(img),
+        };
         let mut steps = Vec::new();
         let cmds = p.triggers.iter().map(|c| (c, true)).chain(st.commands.iter().map(|c| (c, false)));
         for (c, from_trigger) in cmds {
@@ -580,6 +604,8 @@ pub fn plan_parsed(parsed: &Parsed, opts: &PlanOptions) -> Result<Plan> {
             description,
             steps,
             deps: p.deps.iter().copied().collect(),
+            undefined_from_args: p.undefined.clone(),
+            env_known: known[i],
         });
         states[i] = Some(state);
     }
@@ -633,6 +659,7 @@ fn dispatch(
     let eerr = |m: String| Error::Expand { message: m, range };
     let mut command = c.clone();
     let mut matched: BTreeSet<String> = BTreeSet::new();
+    let mut unmatched: BTreeSet<String> = BTreeSet::new();
     let mut copy_from = None;
     let mut mount_from = Vec::new();
 
@@ -670,6 +697,7 @@ fn dispatch(
                 } else if !inherited && let Some(d) = &value {
                     let p = lex.process(d, &state.vars).map_err(|e| eerr(e.message))?;
                     matched.extend(p.matched);
+                    unmatched.extend(p.unmatched);
                     value = Some(p.result);
                 }
                 a.default = value.clone();
@@ -687,6 +715,8 @@ fn dispatch(
                 let v = lex.process(&kv.value, &state.vars).map_err(|e| eerr(e.message))?;
                 matched.extend(k.matched);
                 matched.extend(v.matched);
+                unmatched.extend(k.unmatched);
+                unmatched.extend(v.unmatched);
                 kv.key = k.result;
                 kv.value = v.result;
                 // Each pair sees the ones before it.
@@ -696,16 +726,20 @@ fn dispatch(
         other => {
             let vars = &state.vars;
             let mut m2: BTreeSet<String> = BTreeSet::new();
+            let mut u2: BTreeSet<String> = BTreeSet::new();
             {
                 let mut word = |w: &str| -> std::result::Result<String, String> {
                     let p = lex.process(w, vars).map_err(|e| e.message)?;
                     m2.extend(p.matched.iter().cloned());
+                    u2.extend(p.unmatched.iter().cloned());
                     Ok(p.result)
                 };
                 let mut words_m: BTreeSet<String> = BTreeSet::new();
+                let mut words_u: BTreeSet<String> = BTreeSet::new();
                 let mut words = |w: &str| -> std::result::Result<Vec<String>, String> {
                     let p = lex.process(w, vars).map_err(|e| e.message)?;
                     words_m.extend(p.matched.iter().cloned());
+                    words_u.extend(p.unmatched.iter().cloned());
                     Ok(p.words)
                 };
                 let mut hlex = Lexer::new('\\');
@@ -725,8 +759,10 @@ fn dispatch(
                 })?;
                 m2.extend(words_m);
                 m2.extend(hm);
+                u2.extend(words_u);
             }
             matched.extend(m2);
+            unmatched.extend(u2);
             match other {
                 Instruction::Copy(cp) => {
                     if let Some(f) = &cp.from {
@@ -779,6 +815,10 @@ fn dispatch(
         mount_from,
         shell: state.shell.clone(),
         from_trigger,
+        undefined_vars: unmatched
+            .into_iter()
+            .filter(|n| !state.args.contains(n) && state.vars.get(n).is_none())
+            .collect(),
     })
 }
 
