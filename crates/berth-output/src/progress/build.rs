@@ -1079,7 +1079,13 @@ fn term_rows(lines: &VecDeque<String>, width: usize, height: usize) -> Vec<Strin
         }
     }
     let skip = rows.len().saturating_sub(height);
-    rows.split_off(skip)
+    let mut rows = rows.split_off(skip);
+    // vt100 rows are full width: the padding also erases what the previous frame left there.
+    for row in &mut rows {
+        let w = display_width(row);
+        row.extend(std::iter::repeat_n(' ', width.saturating_sub(w)));
+    }
+    rows
 }
 
 /// BuildKit's `align`: `l` padded to `w - len(r) - 1`, a space, then `r`.
@@ -1448,7 +1454,7 @@ mod tests {
             " => => transferring context 2.34kB                     0.1s\n",
             " => CACHED [1/2] FROM docker.io/library/alpine         0.0s\n",
             " => [2/2] RUN apt-get update && apt-get install -y cu  1.6s\n",
-            " => => # Get:1 http://deb.debian.org bookworm InRelease\n",
+            " => => # Get:1 http://deb.debian.org bookworm InRelease    \n",
             "\x1b[?25h",
         );
         assert_eq!(first, want_first);
