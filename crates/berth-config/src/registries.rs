@@ -219,7 +219,8 @@ pub fn default_conf_files() -> Vec<PathBuf> {
     v
 }
 
-fn is_loopback_host(host: &str) -> bool {
+/// Whether `host[:port]` is `localhost`, in `127.0.0.0/8` or `::1`.
+pub fn is_loopback_host(host: &str) -> bool {
     let h = strip_port(host);
     if h == "localhost" {
         return true;
@@ -395,7 +396,13 @@ impl RegistriesConfig {
     /// resolve into it, as Docker resolves them), or an `insecure = true` registries.conf entry.
     /// May do a blocking DNS lookup when CIDRs are configured.
     pub fn is_insecure(&self, host: &str) -> bool {
-        if is_loopback_host(host) || self.insecure_hosts.iter().any(|h| h == host) {
+        is_loopback_host(host) || self.is_insecure_configured(host)
+    }
+
+    /// [`RegistriesConfig::is_insecure`] without the implicit loopback rule: only what the
+    /// configuration files say.
+    pub fn is_insecure_configured(&self, host: &str) -> bool {
+        if self.insecure_hosts.iter().any(|h| h == host) {
             return true;
         }
         let host_of = |s: &str| s.split('/').next().map(str::to_string);
