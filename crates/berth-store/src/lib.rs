@@ -44,7 +44,7 @@ pub use error::StoreError;
 pub use gc::{CheckReport, GcReport, Roots};
 pub use images::{ImageRecord, LocalImage, Lookup};
 pub use lock::LockGuard;
-pub use refs::{ANNOTATION_REF_NAME, RefEntry, RefTable};
+pub use refs::{ANNOTATION_REF_NAME, RefEntry, RefTable, now_rfc3339};
 pub use snapshots::{SnapshotInfo, TempSnapshot};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -14,6 +14,8 @@ pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.
 pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
 pub const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+/// Docker's uncompressed layer type (written by `docker load`-era tools; OCI's is preferred).
+pub const DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar";
 pub const DOCKER_LAYER_FOREIGN_GZIP: &str = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip";
 /// Not a registered type, but Docker and BuildKit have written it for zstd layers.
 pub const DOCKER_LAYER_ZSTD: &str = "application/vnd.docker.image.rootfs.diff.tar.zstd";
@@ -57,7 +59,7 @@ pub fn kind(media_type: &str) -> Kind {
         OCI_MANIFEST | DOCKER_MANIFEST => Kind::Manifest,
         OCI_INDEX | DOCKER_MANIFEST_LIST => Kind::Index,
         OCI_CONFIG | DOCKER_CONFIG => Kind::Config,
-        OCI_LAYER | OCI_LAYER_NONDIST => Kind::Layer(Compression::None),
+        OCI_LAYER | OCI_LAYER_NONDIST | DOCKER_LAYER => Kind::Layer(Compression::None),
         OCI_LAYER_GZIP | OCI_LAYER_NONDIST_GZIP | DOCKER_LAYER_GZIP | DOCKER_LAYER_FOREIGN_GZIP => {
             Kind::Layer(Compression::Gzip)
         }
@@ -76,8 +78,8 @@ pub fn layer_type(docker: bool, c: Compression) -> &'static str {
     match (docker, c) {
         (true, Compression::Gzip) => DOCKER_LAYER_GZIP,
         (true, Compression::Zstd) => DOCKER_LAYER_ZSTD,
-        // Docker has no uncompressed layer type of its own; the OCI one is accepted everywhere.
-        (_, Compression::None) => OCI_LAYER,
+        (true, Compression::None) => DOCKER_LAYER,
+        (false, Compression::None) => OCI_LAYER,
         (false, Compression::Gzip) => OCI_LAYER_GZIP,
         (false, Compression::Zstd) => OCI_LAYER_ZSTD,
     }

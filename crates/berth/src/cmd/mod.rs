@@ -1,0 +1,67 @@
+//! Command implementations. Each returns the process exit code.
+
+mod archive;
+mod images;
+mod system;
+
+use anyhow::Result;
+
+use crate::cli::{Command, DebugCmd, ImageCmd, SystemCmd};
+use crate::ctx::Ctx;
+use crate::errors::exit_with;
+
+pub fn dispatch(ctx: &Ctx, cmd: Command) -> Result<i32> {
+    match cmd {
+        Command::Images(a) | Command::Image(ImageCmd::Ls(a)) => images::images(ctx, &a),
+        Command::Inspect(a) => images::inspect(ctx, &a),
+        Command::Image(ImageCmd::Inspect(a)) => images::inspect(ctx, &a),
+        Command::History(a) | Command::Image(ImageCmd::History(a)) => images::history(ctx, &a),
+        Command::Tag(a) | Command::Image(ImageCmd::Tag(a)) => images::tag(ctx, &a),
+        Command::Rmi(a) | Command::Image(ImageCmd::Rm(a)) => images::rmi(ctx, &a),
+        Command::Image(ImageCmd::Prune(a)) => images::prune(ctx, &a),
+        Command::Save(a) | Command::Image(ImageCmd::Save(a)) => archive::save(ctx, &a),
+        Command::Load(a) | Command::Image(ImageCmd::Load(a)) => archive::load(ctx, &a),
+        Command::Cp(a) => archive::cp(ctx, &a),
+        Command::System(SystemCmd::Check(a)) => system::check(ctx, &a),
+        Command::System(SystemCmd::Df(a)) => system::df(ctx, &a),
+        Command::System(SystemCmd::Info) => system::info(ctx),
+        Command::Version(a) => system::version(ctx, &a),
+        Command::Debug(DebugCmd::DockerfileAst { file }) => {
+            let _ = file;
+            Err(not_yet("debug dockerfile-ast"))
+        }
+        other => Err(not_yet(command_name(&other))),
+    }
+}
+
+fn command_name(c: &Command) -> &'static str {
+    match c {
+        Command::Build(_) | Command::Buildx(_) | Command::Builder(_) => "build",
+        Command::Pull(_) => "pull",
+        Command::Push(_) => "push",
+        Command::Login(_) => "login",
+        Command::Logout(_) => "logout",
+        Command::Search(_) => "search",
+        _ => "this command",
+    }
+}
+
+fn not_yet(what: &str) -> anyhow::Error {
+    exit_with(1, format!("'{what}' is not available in this build of berth yet"))
+}
+
+/// Asks "[y/N]" on the terminal; non-interactive stdin counts as "no".
+pub fn confirm(warning: &str) -> bool {
+    use std::io::{BufRead, IsTerminal, Write};
+    eprint!("{warning}\nAre you sure you want to continue? [y/N] ");
+    let _ = std::io::stderr().flush();
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        // Like docker: read a line anyway (scripts pipe "y").
+    }
+    let mut line = String::new();
+    if stdin.lock().read_line(&mut line).is_err() {
+        return false;
+    }
+    matches!(line.trim().to_lowercase().as_str(), "y" | "yes")
+}

@@ -1,0 +1,62 @@
+//! Per-invocation context: resolved paths, the store, and the async runtime.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use anyhow::Context as _;
+use berth_store::Store;
+
+use crate::cli::Global;
+
+pub struct Ctx {
+    pub global: Global,
+    pub root: PathBuf,
+    pub config_dir: PathBuf,
+    store: OnceLock<Store>,
+}
+
+impl Ctx {
+    pub fn new(global: Global) -> Ctx {
+        let root = global.root.clone().unwrap_or_else(default_root);
+        let config_dir = global.config.clone().unwrap_or_else(default_config_dir);
+        Ctx { global, root, config_dir, store: OnceLock::new() }
+    }
+
+    /// Opens the store on first use.
+    pub fn store(&self) -> anyhow::Result<&Store> {
+        if let Some(s) = self.store.get() {
+            return Ok(s);
+        }
+        let s = Store::open(&self.root).with_context(|| format!("opening the store at {}", self.root.display()))?;
+        Ok(self.store.get_or_init(|| s))
+    }
+
+    /// Runs a future on a fresh multi-threaded runtime (berth is short-lived; one per command).
+    pub fn block_on<F: std::future::Future>(&self, f: F) -> anyhow::Result<F::Output> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .worker_threads(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(2, 8))
+            .build()
+            .context("starting the async runtime")?;
+        Ok(rt.block_on(f))
+    }
+}
+
+fn default_root() -> PathBuf {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return PathBuf::from("/var/lib/berth");
+    }
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(x).join("berth");
+    }
+    home().join(".local/share/berth")
+}
+
+fn default_config_dir() -> PathBuf {
+    home().join(".docker")
+}
+
+pub fn home() -> PathBuf {
+    std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/root"))
+}

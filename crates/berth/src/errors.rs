@@ -1,0 +1,88 @@
+//! Error rendering and docker's exit codes: 0 success, 1 errors, 125 usage errors (and berth's
+//! own failures in `run`), 126/127 for commands that cannot run, 128+N for signals.
+
+use std::process::ExitCode;
+
+/// An error that carries a specific exit code (e.g. a container's own exit status).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Exit {
+    pub code: u8,
+    pub message: String,
+}
+
+/// A hint printed after the error, when we know the fix.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct Hinted {
+    pub error: anyhow::Error,
+    pub hint: String,
+}
+
+pub fn hinted(error: impl Into<anyhow::Error>, hint: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(Hinted { error: error.into(), hint: hint.into() })
+}
+
+pub fn exit_with(code: u8, message: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(Exit { code, message: message.into() })
+}
+
+/// Prints `Error: …` (the whole cause chain on one line, as docker does) and returns the exit
+/// code.
+pub fn render_error(e: &anyhow::Error) -> u8 {
+    let mut code = 1;
+    let mut hint = None;
+    for cause in e.chain() {
+        if let Some(x) = cause.downcast_ref::<Exit>() {
+            code = x.code;
+            if x.message.is_empty() {
+                return code;
+            }
+        }
+        if let Some(h) = cause.downcast_ref::<Hinted>()
+            && hint.is_none()
+        {
+            hint = Some(h.hint.clone());
+        }
+    }
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        if cause.downcast_ref::<Hinted>().is_some() {
+            continue;
+        }
+        let s = cause.to_string();
+        // Skip causes already contained in the previous message (thiserror `{source}` fields).
+        if parts.last().is_some_and(|p| p.ends_with(&s)) || s.is_empty() {
+            continue;
+        }
+        parts.push(s);
+    }
+    eprintln!("Error: {}", parts.join(": "));
+    if let Some(h) = hint {
+        eprintln!("\nhint: {h}");
+    }
+    code
+}
+
+/// Renders a clap error like docker's flag errors: the message, then "See 'berth X --help'.",
+/// exit code 125. `--help` exits 0.
+pub fn clap_exit(e: clap::Error, args: &[String]) -> ExitCode {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            ExitCode::SUCCESS
+        }
+        _ => {
+            let rendered = e.render().to_string();
+            let first = rendered.lines().next().unwrap_or("invalid arguments").trim_start_matches("error: ");
+            let cmd: Vec<&str> =
+                args.iter().skip(1).filter(|a| !a.starts_with('-')).take(1).map(String::as_str).collect();
+            eprintln!("berth: {first}");
+            let see =
+                if cmd.is_empty() { "berth --help".to_string() } else { format!("berth {} --help", cmd.join(" ")) };
+            eprintln!("See '{see}'.");
+            ExitCode::from(125)
+        }
+    }
+}
