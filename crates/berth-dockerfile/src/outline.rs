@@ -64,7 +64,7 @@ pub fn outline(source: &[u8], opts: &PlanOptions) -> Result<Outline> {
     let parsed = parse_dockerfile(source)?;
     let plan = plan_parsed(&parsed, opts)?;
     let mut args: Vec<OutlineArg> = Vec::new();
-    let mut push = |a: OutlineArg, args: &mut Vec<OutlineArg>| {
+    let push = |a: OutlineArg, args: &mut Vec<OutlineArg>| {
         if !is_builtin(&a.name) && !args.iter().any(|x| x.name == a.name) {
             args.push(a);
         }
