@@ -157,8 +157,7 @@ fn mount_overlay(stack: &LayerStack, target: &Path) -> Result<MountedRootfs> {
         return Err(Error::InvalidConfig("rootfs has no layers".into()));
     }
     // overlayfs needs two lowers when there is no upper; a single layer is a bind mount.
-    if !has_upper && stack.lower.len() == 1 {
-        let src = &stack.lower[0];
+    if let (false, [src]) = (has_upper, stack.lower.as_slice()) {
         bind_ro(src, target)?;
         return Ok(MountedRootfs { path: target.to_path_buf(), mounted: true, link_dir: None });
     }

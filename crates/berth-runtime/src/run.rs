@@ -144,9 +144,7 @@ impl Prepared {
             None => Ok(()),
         };
         // Never remove_dir_all: only our own files, so a still-mounted rootfs is safe.
-        for f in ["config.json"] {
-            let _ = fs::remove_file(self.bundle.join(f));
-        }
+        let _ = fs::remove_file(self.bundle.join("config.json"));
         for f in ["resolv.conf", "hosts", "hostname", "console.sock", "process.json"] {
             let _ = fs::remove_file(self.scratch.join(f));
         }

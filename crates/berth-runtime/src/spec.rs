@@ -441,6 +441,7 @@ fn host_devices() -> Vec<Value> {
 }
 
 #[cfg(test)]
+#[allow(clippy::field_reassign_with_default)]
 mod tests {
     use super::*;
 

@@ -222,3 +222,21 @@ fn overlay_upper_gets_changes_but_not_etc_mountpoints() {
     // /etc existed in the lower (busybox layer), so it stays as a copied-up dir at most.
     let _ = PathBuf::new();
 }
+
+#[test]
+fn external_runc_backend() {
+    let runc = std::path::Path::new("/usr/sbin/runc");
+    assert!(runc.exists(), "runc is required for the external-runtime test (apt-get install runc)");
+    let mut o = opts();
+    o.backend = Backend::External(runc.to_path_buf());
+    let id = unique_id("runc");
+    let mut c = config(&id, &["sh", "-c", "echo hi; echo $HOSTNAME; ip link show lo | grep -c UP; exit 4"]);
+    c.network = NetworkMode::None;
+    c.hostname = Some("rh".into());
+    let (code, out, err) = run_capture(&o, &id, &c).unwrap();
+    assert_eq!(code, 4, "{err}");
+    assert_eq!(out, "hi\nrh\n1\n");
+    let id = unique_id("runc127");
+    let e = run_capture(&o, &id, &config(&id, &["nosuch"])).unwrap_err();
+    assert_eq!(e.exit_code(), 127);
+}

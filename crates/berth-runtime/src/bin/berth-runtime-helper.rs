@@ -1,13 +1,68 @@
-//! Stand-in for the berth binary's hidden entry points, used by this crate's tests and
-//! benchmarks (`RuntimeOptions::helper_exe`). The real binary calls
-//! `berth_runtime::hidden_main()` the same way.
+//! Stand-in for the berth binary, used by this crate's tests and benchmarks.
+//!
+//! * Hidden entry points (`__berth-supervisor`, `__berth-health`, `__berth-hook`) are
+//!   routed exactly as the real binary must route them: `berth_runtime::hidden_main()`
+//!   first thing in `main`.
+//! * `run [-t] [-i] [--init] [--runtime PATH] [--overlay] ROOTFS CMD...` runs one
+//!   foreground container with inherited stdio (like `berth run --rm`), for the pty tests
+//!   and for `hyperfine`. Without `--overlay`, ROOTFS is used as is (read-only root).
+
+use std::path::PathBuf;
+
+use berth_runtime::*;
 
 fn main() {
-    match berth_runtime::hidden_main() {
-        Some(code) => std::process::exit(code),
-        None => {
-            eprintln!("berth-runtime-helper: only hidden entry points are supported");
-            std::process::exit(2);
+    if let Some(code) = hidden_main() {
+        std::process::exit(code);
+    }
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) != Some("run") {
+        eprintln!("usage: berth-runtime-helper run [-t] [-i] [--init] [--runtime PATH] [--overlay] ROOTFS CMD...");
+        std::process::exit(2);
+    }
+    let mut cfg = ContainerConfig::default();
+    let mut opts = RuntimeOptions::default();
+    let mut overlay = false;
+    let mut i = 1;
+    while let Some(a) = args.get(i) {
+        match a.as_str() {
+            "-t" => cfg.tty = true,
+            "-i" => cfg.interactive = true,
+            "--init" => cfg.init = true,
+            "--overlay" => overlay = true,
+            "--runtime" => {
+                i += 1;
+                opts.backend = Backend::External(PathBuf::from(args.get(i).cloned().unwrap_or_default()));
+            }
+            _ => break,
+        }
+        i += 1;
+    }
+    let Some(rootfs) = args.get(i).map(PathBuf::from) else {
+        eprintln!("berth-runtime-helper: missing ROOTFS");
+        std::process::exit(2);
+    };
+    cfg.args = args.get(i + 1..).unwrap_or_default().to_vec();
+    let id = util::random_id();
+    let scratch = PathBuf::from("/run/berth-helper").join(&id[..16]);
+    cfg.rootfs = if overlay {
+        RootfsSource::Layers(LayerStack {
+            lower: vec![rootfs],
+            upper: Some(scratch.join("upper")),
+            work: Some(scratch.join("work")),
+            mode: RootfsMode::Overlay,
+        })
+    } else {
+        cfg.read_only = true;
+        RootfsSource::Path(rootfs)
+    };
+    let res = run(&opts, &id, &cfg, Stdio::Inherit, &mut ());
+    let _ = std::fs::remove_dir_all(&scratch);
+    match res {
+        Ok(o) => std::process::exit(o.exit_code),
+        Err(e) => {
+            eprintln!("berth-runtime-helper: {e}");
+            std::process::exit(e.exit_code());
         }
     }
 }

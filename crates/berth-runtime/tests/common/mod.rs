@@ -17,8 +17,25 @@ pub fn busybox_layer() -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         require_root();
-        let base = PathBuf::from(format!("/tmp/berth-rt-test-{}", std::process::id()));
-        let layer = base.join("busybox");
+        let base = PathBuf::from("/tmp/berth-rt-test");
+        let layer = base.join(format!("busybox-{}", std::process::id()));
+        // Layers of earlier test processes (this crate's test binaries run one at a time).
+        if let Ok(rd) = std::fs::read_dir(&base) {
+            for e in rd.flatten() {
+                if e.file_name().to_string_lossy().starts_with("busybox-") {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        // Container dirs (upper/work) of earlier test processes.
+        let me = format!("t{}-", std::process::id());
+        if let Ok(rd) = std::fs::read_dir(base.join("c")) {
+            for e in rd.flatten() {
+                if !e.file_name().to_string_lossy().starts_with(&me) {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
         std::fs::create_dir_all(layer.join("bin")).unwrap();
         std::fs::copy("/bin/busybox", layer.join("bin/busybox")).unwrap();
         // `busybox --install -s` would link to the host path of the binary; the rootfs
@@ -62,7 +79,7 @@ pub fn unique_id(tag: &str) -> String {
 pub fn opts() -> RuntimeOptions {
     RuntimeOptions {
         backend: Backend::Embedded,
-        state_root: PathBuf::from(format!("/run/berth-test-{}", std::process::id())),
+        state_root: PathBuf::from("/run/berth-test"),
         cgroup_parent: "berth-test".into(),
         helper_exe: PathBuf::from(env!("CARGO_BIN_EXE_berth-runtime-helper")),
     }
