@@ -28,6 +28,13 @@ DOCKERD=${BERTH_DOCKERD:-/usr/sbin/dockerd}
 DOCKER=${BERTH_DOCKER:-/usr/bin/docker}
 [[ -x $DOCKER ]] || DOCKER=$(command -v docker || echo docker)
 
+# podman, buildah and skopeo honour DOCKER_CONFIG too (for credentials) and fail when the
+# directory it names has no config.json, so create an empty one before exporting it.
+ensure_client_config() {
+	mkdir -p "$DIR/client"
+	[[ -s $DIR/client/config.json ]] || echo '{}' >"$DIR/client/config.json"
+}
+
 docker_cli() { DOCKER_HOST=unix://$SOCK DOCKER_CONFIG=$DIR/client "$DOCKER" "$@"; }
 
 write_config() {
@@ -35,7 +42,7 @@ write_config() {
 	for port in "$BERTH_PORT_PLAIN" "$BERTH_PORT_HTPASSWD" "$BERTH_PORT_TLS" "$BERTH_PORT_TOKEN" "$BERTH_PORT_MTLS"; do
 		for host in localhost 127.0.0.1; do regs+=("$host:$port"); done
 	done
-	mkdir -p "$DIR/data" "$DIR/exec" "$DIR/client"
+	mkdir -p "$DIR/data" "$DIR/exec"
 	jq -n --arg dir "$DIR" --arg sock "unix://$SOCK" --args '{
 		"data-root": ($dir + "/data"),
 		"exec-root": ($dir + "/exec"),
@@ -55,6 +62,7 @@ write_config() {
 }
 
 start() {
+	ensure_client_config
 	if ci_pid_alive "$PIDFILE" dockerd && docker_cli version >/dev/null 2>&1; then
 		ci_log "dockerd already running (pid $(<"$PIDFILE"), $SOCK)"
 		return 0
@@ -100,6 +108,7 @@ status() {
 }
 
 print_env() {
+	ensure_client_config
 	cat <<EOF
 export DOCKER_HOST=unix://$SOCK
 export DOCKER_CONFIG=$DIR/client
