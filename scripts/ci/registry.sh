@@ -24,7 +24,8 @@
 #   pki/ca.crt ca.key                 test CA (10 years)
 #   pki/server.crt server.key         localhost + 127.0.0.1
 #   pki/client.crt client.key         client certificate for tls-mtls (CN berth-ci-client)
-#   pki/token.crt token.key token.kid token signing key (RSA 2048, RS256) and its cert
+#   pki/token.crt token.key token.kid token signing key (EC P-256, PKCS#8 PEM; ES256), its
+#                                     self-signed cert, and its libtrust key id
 #   auth/htpasswd                     testuser:testpassword
 #   certs.d/HOST:PORT/                docker/containers certs.d layout:
 #       localhost:5002, 127.0.0.1:5002   ca.crt
@@ -38,18 +39,24 @@
 #   auth.token.service        = berth-ci-registry             ($BERTH_TOKEN_SERVICE)
 #   auth.token.issuer         = berth-ci-token-issuer         ($BERTH_TOKEN_ISSUER)
 #   auth.token.rootcertbundle = pki/token.crt
-# If BERTH_CI_TOKEN_SERVER is set (a command line, run with bash -c) or an executable
-# scripts/ci/token-server exists, "start token" also starts it in the background, with
+# "start token" also starts a token server in the background, the first of:
+#   1. $BERTH_CI_TOKEN_SERVER, a command line run with bash -c (it may use the variables below);
+#   2. an executable scripts/ci/token-server;
+#   3. target/{debug,release}/berth-token-server (crate berth-testkit), run as
+#        berth-token-server --listen $TOKEN_LISTEN --key $TOKEN_KEY --issuer $TOKEN_ISSUER
+#            --service $TOKEN_SERVICE --user $TOKEN_USER
+# with, in its environment,
 #   TOKEN_LISTEN=127.0.0.1:5005  TOKEN_REALM  TOKEN_SERVICE  TOKEN_ISSUER
-#   TOKEN_KEY=pki/token.key (PEM, RSA)  TOKEN_CERT=pki/token.crt  TOKEN_KID=<libtrust key id>
-#   TOKEN_HTPASSWD=auth/htpasswd (bcrypt; testuser/testpassword)
-# in its environment, records its pid in registry/token/token-server.pid, logs to
+#   TOKEN_KEY=pki/token.key (EC P-256 PKCS#8 PEM)  TOKEN_CERT=pki/token.crt
+#   TOKEN_KID=<libtrust key id>  TOKEN_USER=testuser:testpassword
+#   TOKEN_HTPASSWD=auth/htpasswd (bcrypt, the same user)
+# records its pid in registry/token/token-server.pid, logs to
 # registry/token/token-server.log, and waits until the port accepts connections.
 # The server must implement the Docker token protocol:
 #   GET /token?service=S&scope=repository:NAME:pull,push[&scope=…]  with optional Basic auth
 #   -> 200 {"token": JWT, "access_token": JWT, "expires_in": 300, "issued_at": RFC3339}
 #   (POST /token with grant_type=password|refresh_token is the OAuth2 variant; optional.)
-# JWT: header {"typ":"JWT","alg":"RS256","kid":TOKEN_KID} (distribution 2.8 finds the key
+# JWT: header {"typ":"JWT","alg":"ES256","kid":TOKEN_KID} (distribution 2.8 finds the key
 # by kid = libtrust fingerprint of the public key, precomputed in pki/token.kid; an "x5c"
 # header holding TOKEN_CERT in base64 DER works too), claims iss=TOKEN_ISSUER,
 # aud=TOKEN_SERVICE, sub=user, exp/nbf/iat, jti, and
@@ -123,9 +130,11 @@ ensure_pki() {
 		mv -f "$tmp"/* "$PKI"/
 		rmdir "$tmp"
 	fi
-	if [[ ! -s $PKI/token.crt || ! -s $PKI/token.kid ]]; then
-		openssl req -x509 -newkey rsa:2048 -nodes -sha256 -days 3650 \
-			-keyout "$PKI/token.key" -out "$PKI/token.crt" -subj "/CN=$TOKEN_ISSUER" 2>/dev/null
+	if [[ ! -s $PKI/token.crt || ! -s $PKI/token.kid ]] ||
+		! openssl pkey -in "$PKI/token.key" -noout -text 2>/dev/null | grep -q prime256v1; then
+		openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$PKI/token.key" 2>/dev/null
+		openssl req -x509 -new -key "$PKI/token.key" -sha256 -days 3650 \
+			-out "$PKI/token.crt" -subj "/CN=$TOKEN_ISSUER" 2>/dev/null
 		chmod 600 "$PKI/token.key"
 		libtrust_kid "$PKI/token.crt" >"$PKI/token.kid"
 	fi
@@ -265,8 +274,18 @@ start_token_server() {
 	elif [[ -x $BERTH_CI_SCRIPTS/token-server ]]; then
 		cmd=$BERTH_CI_SCRIPTS/token-server
 	else
-		ci_log "no token server (set BERTH_CI_TOKEN_SERVER or add scripts/ci/token-server);" \
-			"registry token answers 401 but no token can be obtained"
+		local bin
+		for bin in "$BERTH_CI_ROOT/target/debug/berth-token-server" "$BERTH_CI_ROOT/target/release/berth-token-server"; do
+			if [[ -x $bin ]]; then
+				# shellcheck disable=SC2016 # expanded by the bash -c that runs it
+				cmd="$bin"' --listen "$TOKEN_LISTEN" --key "$TOKEN_KEY" --issuer "$TOKEN_ISSUER" --service "$TOKEN_SERVICE" --user "$TOKEN_USER"'
+				break
+			fi
+		done
+	fi
+	if [[ -z $cmd ]]; then
+		ci_log "no token server (set BERTH_CI_TOKEN_SERVER, add scripts/ci/token-server or build" \
+			"berth-token-server); registry token answers 401 but no token can be obtained"
 		return 0
 	fi
 	if [[ -s $dir/token-server.pid ]] && kill -0 "$(<"$dir/token-server.pid")" 2>/dev/null; then
@@ -277,7 +296,7 @@ start_token_server() {
 	TOKEN_LISTEN=127.0.0.1:$BERTH_PORT_TOKEN_SERVER TOKEN_REALM=$TOKEN_REALM \
 		TOKEN_SERVICE=$TOKEN_SERVICE TOKEN_ISSUER=$TOKEN_ISSUER \
 		TOKEN_KEY=$PKI/token.key TOKEN_CERT=$PKI/token.crt TOKEN_KID=$(<"$PKI/token.kid") \
-		TOKEN_HTPASSWD=$AUTH/htpasswd \
+		TOKEN_HTPASSWD=$AUTH/htpasswd TOKEN_USER=$TEST_USER:$TEST_PASSWORD \
 		ci_start_bg "$dir/token-server.pid" "$dir/token-server.log" bash -c "exec $cmd"
 	for ((i = 0; i < 150; i++)); do
 		ci_port_busy "$BERTH_PORT_TOKEN_SERVER" && break
