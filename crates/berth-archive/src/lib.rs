@@ -3,12 +3,17 @@
 //! Everything here is synchronous `std::io` and streams: no function holds a whole layer in
 //! memory. Async callers run it under `spawn_blocking`.
 
+pub mod apply;
+pub mod build;
 pub mod compress;
 pub mod error;
 pub mod pgzip;
 pub mod stream;
 pub mod tar;
 
+pub use apply::{ApplyOptions, ApplyReport, OverlayXattr, SkipReason, Skipped, WhiteoutMode, apply_layer, apply_tar};
+pub use build::{Content, LayerBuilder, LayerEntry, TreeOptions, WriteReport, write_tree};
 pub use compress::{CompressOptions, Compression, Decoder, Encoder, detect};
 pub use error::{Error, Result};
 pub use stream::{LayerDigests, LayerReader, LayerWriter};
+pub use tar::{EntryKind, Header, TarReader, TarWriter, normalize_path};
