@@ -11,22 +11,25 @@
 //! ```
 //! It returns `None` unless `argv[1]` is one of our private markers, so it costs one
 //! string compare. Markers: [`SUPERVISOR_ARG`] (detached container supervisor),
-//! [`HOOK_ARG`] (OCI hook for external runtimes), [`HEALTH_ARG`] (health-check loop).
+//! [`HOOK_ARG`] (OCI hook for external runtimes), [`HEALTH_ARG`] (health-check loop),
+//! [`RUN_ARG`] (foreground run on behalf of a multi-threaded caller).
 
 use std::io::Read;
 
 pub const SUPERVISOR_ARG: &str = "__berth-supervisor";
 pub const HOOK_ARG: &str = "__berth-hook";
 pub const HEALTH_ARG: &str = "__berth-health";
+pub const RUN_ARG: &str = "__berth-run";
 
 /// Route a hidden invocation; `None` for a normal command line.
 pub fn hidden_main() -> Option<i32> {
     let args: Vec<String> = std::env::args().collect();
     let marker = args.get(1)?.as_str();
     match marker {
-        HOOK_ARG => Some(hook_main(&args[2..])),
-        SUPERVISOR_ARG => Some(crate::supervisor::supervisor_main(&args[2..])),
-        HEALTH_ARG => Some(crate::health::health_main(&args[2..])),
+        HOOK_ARG => Some(hook_main(args.get(2..).unwrap_or_default())),
+        SUPERVISOR_ARG => Some(crate::supervisor::supervisor_main(args.get(2..).unwrap_or_default())),
+        HEALTH_ARG => Some(crate::health::health_main(args.get(2..).unwrap_or_default())),
+        RUN_ARG => Some(crate::helper::run_main(args.get(2..).unwrap_or_default())),
         _ => None,
     }
 }

@@ -10,6 +10,7 @@ mod etc;
 mod executor;
 mod external;
 pub mod health;
+mod helper;
 mod hidden;
 pub mod io;
 pub mod rootfs;
@@ -22,7 +23,8 @@ pub mod util;
 
 pub use config::*;
 pub use error::{Error, Result};
-pub use hidden::{HEALTH_ARG, HOOK_ARG, SUPERVISOR_ARG, hidden_main};
+pub use helper::run_in_helper;
+pub use hidden::{HEALTH_ARG, HOOK_ARG, RUN_ARG, SUPERVISOR_ARG, hidden_main};
 pub use io::Stream;
 pub use rootfs::{LayerStack, MountedRootfs, RootfsMode, RootfsSource, mount_rootfs};
 pub use run::{Backend, RunObserver, RunOutcome, RuntimeOptions, Stdio, run};

@@ -5,7 +5,7 @@
 //! libcontainer creates the container with raw `clone3` calls and runs Rust code in the
 //! children before `exec`. Call [`run`] (and [`crate::exec_in`]) from a process that has
 //! **no other threads running** — e.g. the `berth run` path before any tokio runtime is
-//! started. A multi-threaded caller (the builder) must use [`crate::spawn_run_helper`]
+//! started. A multi-threaded caller (the builder) must use [`crate::run_in_helper`],
 //! which re-executes the helper binary and runs the container there. The calling
 //! thread's signal mask is changed during the run and restored afterwards.
 

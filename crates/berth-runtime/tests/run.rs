@@ -240,3 +240,27 @@ fn external_runc_backend() {
     let e = run_capture(&o, &id, &config(&id, &["nosuch"])).unwrap_err();
     assert_eq!(e.exit_code(), 127);
 }
+
+#[test]
+fn run_in_helper_streams_lines() {
+    let o = opts();
+    let id = unique_id("helper");
+    let mut lines = vec![];
+    let mut pid = 0;
+    let r = run_in_helper(
+        &o,
+        &id,
+        &config(&id, &["sh", "-c", "echo a; echo b >&2; exit 2"]),
+        &mut |p| pid = p,
+        &mut |s, l| lines.push((s, String::from_utf8_lossy(l).into_owned())),
+    )
+    .unwrap();
+    assert!(pid > 0);
+    assert_eq!(r.exit_code, 2);
+    lines.sort_by_key(|(s, _)| *s == Stream::Stderr);
+    assert_eq!(lines, vec![(Stream::Stdout, "a\n".into()), (Stream::Stderr, "b\n".into())]);
+    let id = unique_id("helper127");
+    let e = run_in_helper(&o, &id, &config(&id, &["nosuch"]), &mut |_| {}, &mut |_, _| {}).unwrap_err();
+    assert_eq!(e.exit_code(), 127);
+    assert_no_leaks(&o, &id);
+}
