@@ -125,6 +125,7 @@ check() {
 	ci_log "docker: pulled and ran $ref with --network none"
 }
 
+case ${1:-} in start | stop | restart | check) ci_lock dockerd ;; esac
 case ${1:-} in
 start) start ;;
 stop) stop ;;

@@ -76,6 +76,7 @@ fi
 RECIPE=$(cat "$0" "$BUSYBOX_BIN" "$SRC/gen-text.py" "$SRC"/alpine-compat/usr/local/bin/* | sha256sum | cut -c1-12)
 
 mkdir -p "$OCI/blobs/sha256" "$REC" "$WORK" "$BERTH_CI_CACHE"
+ci_lock fixtures
 [[ -f $OCI/oci-layout ]] || echo '{"imageLayoutVersion":"1.0.0"}' >"$OCI/oci-layout"
 
 # ---------------------------------------------------------------------------- timing

@@ -81,12 +81,20 @@ ci_port_owner() {
 }
 
 # ci_start_bg PIDFILE LOGFILE CMD...: start CMD in its own session, detached from our
-# stdio, and record its pid. setsid does not fork here because a background job of a
-# non-interactive shell is never a process-group leader, so $! is CMD's own pid.
+# stdio and from every other descriptor we hold (a daemon inheriting a ci_lock descriptor
+# would hold that lock for its whole life), and record its pid. The subshell execs setsid,
+# and setsid does not fork because a background job of a non-interactive shell is never a
+# process-group leader, so $! is CMD's own pid.
 ci_start_bg() {
 	local pidfile=$1 logfile=$2
 	shift 2
-	setsid "$@" >>"$logfile" 2>&1 </dev/null &
+	(
+		for fd in "/proc/$BASHPID/fd/"*; do
+			fd=${fd##*/}
+			if ((fd > 2)); then eval "exec $fd>&-"; fi
+		done
+		exec setsid "$@" >>"$logfile" 2>&1 </dev/null
+	) &
 	echo $! >"$pidfile"
 }
 
@@ -99,4 +107,15 @@ ci_umount_under() {
 		sort -r | while read -r m; do
 		umount "$m" 2>/dev/null || umount -l "$m"
 	done
+}
+
+# ci_lock NAME: hold an exclusive lock on $BERTH_CI_STATE/.NAME.lock until this shell exits,
+# so two test runs starting the same service or building fixtures do not race.
+ci_lock() {
+	mkdir -p "$BERTH_CI_STATE"
+	exec {CI_LOCK_FD}>"$BERTH_CI_STATE/.$1.lock"
+	if ! flock -n "$CI_LOCK_FD"; then
+		ci_log "waiting for another ${0##*/} ($BERTH_CI_STATE/.$1.lock)"
+		flock "$CI_LOCK_FD"
+	fi
 }

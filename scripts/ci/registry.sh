@@ -385,6 +385,7 @@ expand_names() {
 
 cmd=${1:-}
 shift || true
+case $cmd in start | stop | restart | pki) ci_lock registry ;; esac
 case $cmd in
 start)
 	(($#)) || set -- plain
