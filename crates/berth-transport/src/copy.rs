@@ -237,12 +237,24 @@ async fn copy_blob(src: &Source, dst: &Sink, d: &Descriptor, role: BlobRole, obs
         obs.blob(&d.digest, is_layer, BlobStatus::Exists);
         return Ok(false);
     }
-    if let (Some((src_host, src_repo)), Sink::Registry(reg)) = (src.registry_repo(), dst)
-        && reg.same_registry(&src_host)
-        && reg.mount(d, &src_repo).await?
-    {
-        obs.blob(&d.digest, is_layer, BlobStatus::Mounted { from: src_repo });
-        return Ok(false);
+    if let Sink::Registry(reg) = dst {
+        // Uploads need a re-readable source; mounts are tried when both ends are one registry.
+        let mount = src.registry_repo().filter(|(host, _)| reg.same_registry(host)).map(|(_, repo)| repo);
+        let source = src.reopenable(d)?;
+        return match reg.push(d, source, mount, obs.clone(), is_layer).await? {
+            berth_registry::PushOutcome::Exists => {
+                obs.blob(&d.digest, is_layer, BlobStatus::Exists);
+                Ok(false)
+            }
+            berth_registry::PushOutcome::Mounted { from } => {
+                obs.blob(&d.digest, is_layer, BlobStatus::Mounted { from });
+                Ok(false)
+            }
+            berth_registry::PushOutcome::Uploaded { .. } => {
+                obs.blob(&d.digest, is_layer, BlobStatus::Complete);
+                Ok(true)
+            }
+        };
     }
     let r = src.open_blob(d).await?;
     obs.blob(&d.digest, is_layer, BlobStatus::Transferring { done: 0, total: d.size });

@@ -38,8 +38,8 @@ pub enum TransportError {
     DiffIdMismatch { digest: Digest, expected: Digest, actual: Digest },
     #[error("{0}")]
     Unsupported(String),
-    #[error("registry: {0}")]
-    Registry(String),
+    #[error(transparent)]
+    Registry(Box<berth_registry::RegistryError>),
     #[error("task failed: {0}")]
     Join(String),
 }

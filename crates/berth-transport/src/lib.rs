@@ -7,6 +7,7 @@ pub mod endpoint;
 mod error;
 pub mod layout;
 pub mod observer;
+pub mod recompress;
 pub mod registry;
 pub mod sink;
 pub mod source;

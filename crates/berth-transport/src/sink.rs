@@ -88,7 +88,10 @@ impl Sink {
             Sink::Store(s) => s.put_blob(d, role, r, obs).await,
             Sink::OciDir(s) => s.put_blob(d, r, obs).await,
             Sink::Archive(a) => a.put_blob(d, r, obs).await,
-            Sink::Registry(reg) => reg.put_blob(d, r, obs).await,
+            Sink::Registry(_) => {
+                drop((r, obs));
+                Err(TransportError::Unsupported("registry uploads go through RegistrySink::push".into()))
+            }
         }
     }
 
@@ -102,7 +105,7 @@ impl Sink {
             }
             Sink::OciDir(s) => s.write_blob_bytes(&d.digest, bytes),
             Sink::Archive(a) => a.write_bytes(&blob_name(&d.digest), bytes, Some(&d.digest)),
-            Sink::Registry(r) => r.put_manifest(d, bytes, top_level_name).await,
+            Sink::Registry(r) => r.put_manifest(d, bytes, top_level_name).await.map(|_| ()),
         }
     }
 

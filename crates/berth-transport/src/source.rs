@@ -133,6 +133,60 @@ impl Source {
         Ok(Box::new(tokio::io::AsyncReadExt::take(tokio::io::BufReader::with_capacity(1 << 20, f), size)))
     }
 
+    /// A re-openable view of a blob for uploads (retries and resumes read it again from an
+    /// offset). Local media seek; a registry source downloads again and skips.
+    pub fn reopenable(&self, d: &Descriptor) -> Result<berth_registry::BlobSource> {
+        use berth_registry::{BlobSource, BoxAsyncRead};
+        match self {
+            Source::Registry(r) => {
+                let client = r.client().clone();
+                let reference = r.reference().clone();
+                let digest = d.digest.clone();
+                let size = d.size;
+                Ok(BlobSource::from_fn(move |offset| {
+                    let client = client.clone();
+                    let reference = reference.clone();
+                    let digest = digest.clone();
+                    Box::pin(async move {
+                        let mut rd = client.get_blob(&reference, &digest, Some(size)).await.map_err(|e| e.into_io())?;
+                        if offset > 0 {
+                            tokio::io::copy(
+                                &mut tokio::io::AsyncReadExt::take(&mut rd, offset),
+                                &mut tokio::io::sink(),
+                            )
+                            .await?;
+                        }
+                        Ok(Box::pin(rd) as BoxAsyncRead)
+                    })
+                }))
+            }
+            Source::Layout(_) | Source::DockerArchive(_) => {
+                let (files, name) = match self {
+                    Source::Layout(l) => (l.files.clone(), blob_name(&d.digest)),
+                    Source::DockerArchive(a) => {
+                        (a.files.clone(), a.paths.get(&d.digest).cloned().unwrap_or_else(|| blob_name(&d.digest)))
+                    }
+                    Source::Registry(_) => return Err(TransportError::Unsupported("unreachable".into())),
+                };
+                if !files.exists(&name) {
+                    return Err(TransportError::BlobMissing { location: self.location(), digest: d.digest.clone() });
+                }
+                let files = std::sync::Arc::new(files);
+                Ok(BlobSource::from_fn(move |offset| {
+                    let files = files.clone();
+                    let name = name.clone();
+                    Box::pin(async move {
+                        let (mut f, size) = files.open(&name).map_err(|e| std::io::Error::other(e.to_string()))?;
+                        use std::io::Seek;
+                        f.seek(std::io::SeekFrom::Current(offset as i64))?;
+                        let f = tokio::fs::File::from_std(f);
+                        Ok(Box::pin(tokio::io::AsyncReadExt::take(f, size.saturating_sub(offset))) as BoxAsyncRead)
+                    })
+                }))
+            }
+        }
+    }
+
     /// When source and sink are the same registry, the repository blobs can be mounted from.
     pub fn registry_repo(&self) -> Option<(String, String)> {
         match self {

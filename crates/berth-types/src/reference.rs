@@ -204,6 +204,11 @@ impl Reference {
         Reference { domain: self.domain.clone(), path: self.path.clone(), tag: None, digest: self.digest.clone() }
     }
 
+    /// Returns a copy without the digest.
+    pub fn without_digest(&self) -> Reference {
+        Reference { domain: self.domain.clone(), path: self.path.clone(), tag: self.tag.clone(), digest: None }
+    }
+
     /// Returns a copy without tag and digest.
     pub fn repo_only(&self) -> Reference {
         Reference { domain: self.domain.clone(), path: self.path.clone(), tag: None, digest: None }

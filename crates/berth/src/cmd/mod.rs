@@ -2,6 +2,7 @@
 
 mod archive;
 mod images;
+mod registry;
 mod system;
 
 use anyhow::Result;
@@ -22,6 +23,11 @@ pub fn dispatch(ctx: &Ctx, cmd: Command) -> Result<i32> {
         Command::Save(a) | Command::Image(ImageCmd::Save(a)) => archive::save(ctx, &a),
         Command::Load(a) | Command::Image(ImageCmd::Load(a)) => archive::load(ctx, &a),
         Command::Cp(a) => archive::cp(ctx, &a),
+        Command::Pull(a) | Command::Image(ImageCmd::Pull(a)) => registry::pull(ctx, &a),
+        Command::Push(a) | Command::Image(ImageCmd::Push(a)) => registry::push(ctx, &a),
+        Command::Login(a) => registry::login(ctx, &a),
+        Command::Logout(a) => registry::logout(ctx, &a),
+        Command::Search(a) => registry::search(ctx, &a),
         Command::System(SystemCmd::Check(a)) => system::check(ctx, &a),
         Command::System(SystemCmd::Df(a)) => system::df(ctx, &a),
         Command::System(SystemCmd::Info) => system::info(ctx),
