@@ -6,6 +6,7 @@
 pub mod apply;
 pub mod build;
 pub mod compress;
+pub mod diff;
 pub mod error;
 pub mod pgzip;
 pub mod stream;
@@ -14,6 +15,7 @@ pub mod tar;
 pub use apply::{ApplyOptions, ApplyReport, OverlayXattr, SkipReason, Skipped, WhiteoutMode, apply_layer, apply_tar};
 pub use build::{Content, LayerBuilder, LayerEntry, TreeOptions, WriteReport, write_tree};
 pub use compress::{CompressOptions, Compression, Decoder, Encoder, detect};
+pub use diff::{DiffOptions, overlay_diff, tree_diff};
 pub use error::{Error, Result};
 pub use stream::{LayerDigests, LayerReader, LayerWriter};
 pub use tar::{EntryKind, Header, TarReader, TarWriter, normalize_path};
