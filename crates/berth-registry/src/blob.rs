@@ -88,7 +88,9 @@ impl Client {
     /// carry the [`RegistryError`] (see [`RegistryError::from_io`]); a digest mismatch is an
     /// `InvalidData` error in place of EOF.
     pub async fn get_blob(&self, repo: &Reference, digest: &Digest, size: Option<u64>) -> Result<BlobReader> {
-        Ok(BlobReader { stream: self.blob_stream(repo, digest, size).await?, chunk: Bytes::new() })
+        // Fused: readers may poll again after EOF (e.g. a drain after the end), which an unfold
+        // stream forbids.
+        Ok(BlobReader { stream: self.blob_stream(repo, digest, size).await?.fuse().boxed(), chunk: Bytes::new() })
     }
 
     /// Downloads a blob into `dest` atomically: a temp file next to it, renamed into place only
