@@ -225,8 +225,7 @@ async fn token_auth_with_our_token_server() {
     push_image(&c, &t, &img, &PushOptions::default()).await;
     verify_pull(&c, &t, &img).await;
     // Identity token only: the refresh-token POST flow; mount needs a two-repository token.
-    let mut e = AuthEntry::default();
-    e.identity_token = Some(identity);
+    let e = AuthEntry { identity_token: Some(identity), ..AuthEntry::default() };
     let idc =
         Client::new(ClientOptions { credentials: Arc::new(StaticCredentials::default().with(&reg.host, e)), ..opts() });
     let m = r(&reg.host, "tok/other:1");
