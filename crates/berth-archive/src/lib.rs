@@ -8,6 +8,7 @@ pub mod build;
 pub mod compress;
 pub mod diff;
 pub mod error;
+pub mod flatten;
 pub mod pgzip;
 pub mod stream;
 pub mod tar;
@@ -17,5 +18,6 @@ pub use build::{Content, LayerBuilder, LayerEntry, TreeOptions, WriteReport, wri
 pub use compress::{CompressOptions, Compression, Decoder, Encoder, detect};
 pub use diff::{DiffOptions, overlay_diff, tree_diff};
 pub use error::{Error, Result};
+pub use flatten::{FlattenReport, flatten};
 pub use stream::{LayerDigests, LayerReader, LayerWriter};
 pub use tar::{EntryKind, Header, TarReader, TarWriter, normalize_path};

@@ -232,3 +232,65 @@ pub fn rich_tree(root: &Path) {
         set_mtime(p, 1_600_000_000 + i as i64 * 1000);
     }
 }
+
+/// A tiny DSL for hand-made layers.
+pub enum E<'a> {
+    Dir(&'a str),
+    DirMode(&'a str, u32),
+    File(&'a str, &'a [u8]),
+    Sym(&'a str, &'a str),
+    Link(&'a str, &'a str),
+    Fifo(&'a str),
+    Char(&'a str, u32, u32),
+    Raw(berth_archive::Header, Vec<u8>),
+}
+
+pub fn layer(entries: &[E]) -> Vec<u8> {
+    use berth_archive::{EntryKind, Header, TarWriter};
+    let mut w = TarWriter::new(Vec::new());
+    for (i, e) in entries.iter().enumerate() {
+        let mk = |p: &str, k: EntryKind| {
+            let mut h = Header::new(p.as_bytes().to_vec(), k);
+            h.mtime = 1_000_000 + i as i64;
+            h
+        };
+        let (h, data): (Header, Vec<u8>) = match e {
+            E::Dir(p) => (mk(p, EntryKind::Dir), vec![]),
+            E::DirMode(p, m) => {
+                let mut h = mk(p, EntryKind::Dir);
+                h.mode = *m;
+                (h, vec![])
+            }
+            E::File(p, d) => {
+                let mut h = mk(p, EntryKind::File);
+                h.size = d.len() as u64;
+                (h, d.to_vec())
+            }
+            E::Sym(p, t) => {
+                let mut h = mk(p, EntryKind::Symlink);
+                h.link = t.as_bytes().to_vec();
+                (h, vec![])
+            }
+            E::Link(p, t) => {
+                let mut h = mk(p, EntryKind::Hardlink);
+                h.link = t.as_bytes().to_vec();
+                (h, vec![])
+            }
+            E::Fifo(p) => (mk(p, EntryKind::Fifo), vec![]),
+            E::Char(p, a, b) => {
+                let mut h = mk(p, EntryKind::Char);
+                h.dev_major = *a;
+                h.dev_minor = *b;
+                (h, vec![])
+            }
+            E::Raw(h, d) => (h.clone(), d.clone()),
+        };
+        w.append(&h, &mut data.as_slice(), Path::new("test")).unwrap();
+    }
+    w.finish().unwrap()
+}
+
+/// Names (relative, sorted) under `root`.
+pub fn names(root: &Path) -> Vec<String> {
+    snapshot_with(root, &SnapOpts { dir_mtimes: false, mtimes: false, ..Default::default() }).into_keys().collect()
+}
