@@ -162,6 +162,11 @@ async fn manifest_errors() {
     f.put_manifest("r", "big", media::OCI_INDEX, big);
     let e = c.get_manifest(&r(&host, "r:big")).await.unwrap_err();
     assert!(matches!(e, RegistryError::ManifestTooLarge { .. }), "{e}");
+    // Without Content-Length the cap is enforced by counting.
+    f.fault(Some("GET"), "/manifests/big", Fault::NoContentLength, 1);
+    let e = c.get_manifest(&r(&host, "r:big")).await.unwrap_err();
+    assert!(matches!(e, RegistryError::ManifestTooLarge { .. }), "{e}");
+    assert!(f.requests().iter().any(|q| q.path.ends_with("/manifests/big")));
     f.put_manifest("r", "garbage", media::OCI_MANIFEST, "{not json");
     let e = c.get_manifest(&r(&host, "r:garbage")).await.unwrap_err();
     assert!(matches!(e, RegistryError::Manifest { .. }), "{e}");

@@ -38,6 +38,8 @@ pub enum Fault {
     Stall(Duration),
     /// Claim a larger `Content-Length` than the body and close early (truncated body).
     Truncate(usize),
+    /// Send the body chunked, without `Content-Length` (size caps must count bytes).
+    NoContentLength,
 }
 
 impl Fault {
@@ -487,7 +489,10 @@ fn serve_bytes(req: &Req, data: Bytes, fault: Option<Fault>, ct: &str) -> Resp {
         }
         body = Bytes::from(v);
     }
-    let mut headers = vec![("Content-Type", ct.to_string()), ("Content-Length", body.len().to_string())];
+    let mut headers = vec![("Content-Type", ct.to_string())];
+    if !matches!(fault, Some(Fault::NoContentLength)) {
+        headers.push(("Content-Length", body.len().to_string()));
+    }
     if status == 206 {
         headers.push(("Content-Range", format!("bytes {start}-{}/{total}", total.saturating_sub(1))));
     }
@@ -498,6 +503,7 @@ fn serve_bytes(req: &Req, data: Bytes, fault: Option<Fault>, ct: &str) -> Resp {
         Some(Fault::DropAfter(n)) => failing(body.slice(..n.min(body.len()))),
         Some(Fault::Truncate(n)) => failing(body.slice(..n.min(body.len()))),
         Some(Fault::Stall(d)) => delayed(body, d),
+        Some(Fault::NoContentLength) => delayed(body, Duration::ZERO),
         _ => full(body),
     };
     response(status, &headers, b)
