@@ -370,17 +370,16 @@ impl<'o> Applier<'o> {
         }
     }
 
-    fn need_chown(&self, h: &Header, parent_sgid: bool, parent_gid: u32) -> Option<(Uid, Gid)> {
+    fn need_chown(&self, h: &Header, parent_sgid: bool, parent_gid: u32) -> io::Result<Option<(Uid, Gid)>> {
         if !self.opts.preserve_ownership {
-            return None;
+            return Ok(None);
         }
-        let uid = u32::try_from(h.uid).unwrap_or(u32::MAX);
-        let gid = u32::try_from(h.gid).unwrap_or(u32::MAX);
+        let (uid, gid) = ids(h)?;
         let new_gid = if parent_sgid { parent_gid } else { self.egid };
         if uid == self.euid && gid == new_gid {
-            return None;
+            return Ok(None);
         }
-        Some((Uid::from_raw(uid), Gid::from_raw(gid)))
+        Ok(Some((Uid::from_raw(uid), Gid::from_raw(gid))))
     }
 
     /// Sets owner, mode and xattrs on an open file or directory. `fresh` is `Some(parent sgid,
@@ -394,7 +393,7 @@ impl<'o> Applier<'o> {
         is_dir: bool,
     ) -> io::Result<()> {
         let (sgid, pgid) = fresh.unwrap_or((false, u32::MAX));
-        let chowned = match self.need_chown(h, sgid, pgid) {
+        let chowned = match self.need_chown(h, sgid, pgid)? {
             Some((u, g)) => {
                 fchown(fd, Some(u), Some(g)).map_err(errno_io)?;
                 true
@@ -543,7 +542,7 @@ impl<'o> Applier<'o> {
     /// Owner, xattrs and times of something we cannot open (symlink, fifo, device).
     fn lmeta(&mut self, pfd: &OwnedFd, h: &Header, name: &[u8]) -> io::Result<()> {
         if self.opts.preserve_ownership {
-            let (u, g) = (u32::try_from(h.uid).unwrap_or(u32::MAX), u32::try_from(h.gid).unwrap_or(u32::MAX));
+            let (u, g) = ids(h)?;
             if u != self.euid || g != self.egid {
                 chownat(pfd, name, Some(Uid::from_raw(u)), Some(Gid::from_raw(g)), AtFlags::SYMLINK_NOFOLLOW)
                     .map_err(errno_io)?;
@@ -584,7 +583,12 @@ impl<'o> Applier<'o> {
             return Err(Error::UnsafePath { path: h.display_path(), offset: h.offset, reason: "hardlink to the root" });
         }
         let (tparent, tname) = split_parent(&target);
-        let (tfd, _, _) = self.dir(tparent, false).map_err(ctx("resolve hardlink target"))?;
+        let missing =
+            || io::Error::new(io::ErrorKind::NotFound, format!("target {:?} does not exist (yet)", lossy(&h.link)));
+        let (tfd, _, _) = self.dir(tparent, false).map_err(|e| match e.raw_os_error() {
+            Some(libc::ENOENT) | Some(libc::ENOTDIR) => ctx("hardlink")(missing()),
+            _ => ctx("resolve hardlink target")(e),
+        })?;
         let (pfd, _, _) = self.dir(parent, true).map_err(ctx("open parent directory"))?;
         match linkat(&*tfd, tname, &*pfd, name, AtFlags::empty()) {
             Ok(()) => {}
@@ -599,12 +603,7 @@ impl<'o> Applier<'o> {
                     linkat(&*tfd, tname, &*pfd, name, AtFlags::empty()).map_err(|e| ctx("hardlink")(errno_io(e)))?;
                 }
             }
-            Err(Errno::NOENT) => {
-                return Err(ctx("hardlink")(io::Error::new(
-                    io::ErrorKind::NotFound,
-                    format!("target {:?} does not exist (yet)", lossy(&h.link)),
-                )));
-            }
+            Err(Errno::NOENT) => return Err(ctx("hardlink")(missing())),
             Err(e) => return Err(ctx("hardlink")(errno_io(e))),
         }
         self.report.hardlinks += 1;
@@ -785,6 +784,15 @@ fn write_sparse(f: &mut File, chunk: &[u8], at: u64, fpos: &mut u64) -> io::Resu
         *fpos = at + chunk.len() as u64;
     }
     Ok(holes)
+}
+
+/// Numeric owner of an entry; ids that do not fit (or are -1, "no change") are an error.
+fn ids(h: &Header) -> io::Result<(u32, u32)> {
+    let ok = |v: u64| u32::try_from(v).ok().filter(|&v| v != u32::MAX);
+    match (ok(h.uid), ok(h.gid)) {
+        (Some(u), Some(g)) => Ok((u, g)),
+        _ => Err(io::Error::new(io::ErrorKind::InvalidData, format!("uid/gid {}:{} out of range", h.uid, h.gid))),
+    }
 }
 
 fn times(h: &Header) -> Timestamps {
