@@ -6,16 +6,17 @@ use std::path::Path;
 use crate::config::{ContainerConfig, NetworkMode};
 use crate::error::Result;
 use crate::spec::EtcFiles;
-use crate::util::atomic_write;
 
 /// Write the three files into `dir` and return their paths.
 pub fn write_etc_files(dir: &Path, cfg: &ContainerConfig, hostname: &str) -> Result<EtcFiles> {
     std::fs::create_dir_all(dir).map_err(|e| crate::Error::io("create", dir, e))?;
     let files =
         EtcFiles { resolv_conf: dir.join("resolv.conf"), hosts: dir.join("hosts"), hostname: dir.join("hostname") };
-    atomic_write(&files.resolv_conf, resolv_conf(cfg).as_bytes(), 0o644)?;
-    atomic_write(&files.hosts, hosts(cfg, hostname).as_bytes(), 0o644)?;
-    atomic_write(&files.hostname, format!("{hostname}\n").as_bytes(), 0o644)?;
+    // Scratch files live as long as the run: no fsync needed (and /run is tmpfs).
+    let w = |p: &Path, d: &[u8]| std::fs::write(p, d).map_err(|e| crate::Error::io("write", p, e));
+    w(&files.resolv_conf, resolv_conf(cfg).as_bytes())?;
+    w(&files.hosts, hosts(cfg, hostname).as_bytes())?;
+    w(&files.hostname, format!("{hostname}\n").as_bytes())?;
     Ok(files)
 }
 

@@ -169,31 +169,53 @@ fn mount_overlay(stack: &LayerStack, target: &Path) -> Result<MountedRootfs> {
         fs::create_dir_all(&empty).ctx("create empty lower", &empty)?;
         lowers.push(empty);
     }
-    match mount_overlay_fsconfig(&lowers, stack, target) {
-        Ok(()) => {}
-        Err(e) => {
-            tracing::debug!("fsconfig overlay mount failed ({e}); trying mount(2)");
-            let mut data = overlay_data(&lowers, stack);
-            if data.len() >= 4000 {
-                let dir = short_link_dir(&lowers)?;
-                let short: Vec<PathBuf> = (0..lowers.len()).map(|i| dir.join(i.to_string())).collect();
-                data = overlay_data(&short, stack);
-                link_dir = Some(dir);
-            }
-            if let Err(e) = nix::mount::mount(
-                Some("overlay"),
-                target,
-                Some("overlay"),
-                nix::mount::MsFlags::empty(),
-                Some(data.as_str()),
-            ) {
-                if let Some(d) = &link_dir {
-                    let _ = fs::remove_dir_all(d);
-                }
-                return Err(mount_err(target, e.into()));
-            }
-        }
+    if let Err(e) = mount_overlay_fsconfig(&lowers, stack, target) {
+        tracing::debug!("fsconfig overlay mount failed ({e}); trying mount(2)");
+        link_dir = mount_overlay_legacy(&lowers, stack, target)?;
     }
+    Ok(MountedRootfs { path: target.to_path_buf(), mounted: true, link_dir })
+}
+
+/// Classic `mount(2)`; lowers top-first. Returns the short-link dir when one was needed.
+fn mount_overlay_legacy(lowers: &[PathBuf], stack: &LayerStack, target: &Path) -> Result<Option<PathBuf>> {
+    let mut link_dir = None;
+    let mut data = overlay_data(lowers, stack);
+    if data.len() >= 4000 {
+        let dir = short_link_dir(lowers)?;
+        let short: Vec<PathBuf> = (0..lowers.len()).map(|i| dir.join(i.to_string())).collect();
+        data = overlay_data(&short, stack);
+        link_dir = Some(dir);
+    }
+    if let Err(e) =
+        nix::mount::mount(Some("overlay"), target, Some("overlay"), nix::mount::MsFlags::empty(), Some(data.as_str()))
+    {
+        if let Some(d) = &link_dir {
+            let _ = fs::remove_dir_all(d);
+        }
+        return Err(mount_err(target, e.into()));
+    }
+    Ok(link_dir)
+}
+
+/// Test hook: mount with the old API (bottom-first lowers), bypassing `fsconfig`.
+#[doc(hidden)]
+pub fn mount_overlay_legacy_for_test(
+    lower: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+    target: &Path,
+) -> Result<MountedRootfs> {
+    for d in [upper, work, target] {
+        fs::create_dir_all(d).ctx("create", d)?;
+    }
+    let stack = LayerStack {
+        lower: lower.to_vec(),
+        upper: Some(upper.to_path_buf()),
+        work: Some(work.to_path_buf()),
+        mode: RootfsMode::Overlay,
+    };
+    let lowers: Vec<PathBuf> = lower.iter().rev().cloned().collect();
+    let link_dir = mount_overlay_legacy(&lowers, &stack, target)?;
     Ok(MountedRootfs { path: target.to_path_buf(), mounted: true, link_dir })
 }
 

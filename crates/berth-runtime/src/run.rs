@@ -28,7 +28,7 @@ use crate::config::{ContainerConfig, NetworkMode};
 use crate::error::{Error, IoCtx, Result};
 use crate::executor::{BerthExecutor, classify};
 use crate::io::{LineBuf, MaskGuard, RawMode, Stream, copy_winsize, forward_set, is_tty, recv_fd, write_all};
-use crate::rootfs::{MountedRootfs, mount_rootfs};
+use crate::rootfs::{MountedRootfs, RootfsSource, mount_rootfs};
 use crate::spec::{SpecInputs, build_spec, hostname_for};
 use crate::util::resolve_in_root;
 
@@ -179,7 +179,11 @@ fn missing_chain(root: &Path, dst: &str) -> Vec<PathBuf> {
 pub(crate) fn prepare(opts: &RuntimeOptions, id: &str, cfg: &ContainerConfig) -> Result<Prepared> {
     let scratch = opts.scratch_dir(id);
     fs::create_dir_all(&scratch).ctx("create", &scratch)?;
-    let rootfs = mount_rootfs(&cfg.rootfs, &scratch.join("rootfs"))?;
+    let source = match &cfg.rootfs {
+        RootfsSource::Path(p) => RootfsSource::Path(fs::canonicalize(p).ctx("resolve rootfs path", p)?),
+        other => other.clone(),
+    };
+    let rootfs = mount_rootfs(&source, &scratch.join("rootfs"))?;
     let mut prep = Prepared {
         bundle: scratch.join("bundle"),
         rootfs_path: rootfs.path().to_path_buf(),
@@ -235,6 +239,22 @@ fn prepare_inner(opts: &RuntimeOptions, id: &str, cfg: &ContainerConfig, prep: &
     Ok(())
 }
 
+/// Stage timings on stderr when `BERTH_RUNTIME_TIMING` is set (benchmarking aid).
+pub(crate) struct Timing(Option<std::cell::Cell<Instant>>);
+
+impl Timing {
+    pub fn new() -> Self {
+        Timing(std::env::var_os("BERTH_RUNTIME_TIMING").map(|_| std::cell::Cell::new(Instant::now())))
+    }
+    pub fn mark(&self, what: &str) {
+        if let Some(c) = &self.0 {
+            let now = Instant::now();
+            eprintln!("berth-runtime timing: {what}: {:.2} ms", (now - c.get()).as_secs_f64() * 1e3);
+            c.set(now);
+        }
+    }
+}
+
 /// Hooks for callers that track the container (the supervisor records state).
 pub trait RunObserver {
     /// The command is about to start; `pid` is its host pid.
@@ -256,12 +276,16 @@ pub fn run(
     if matches!(stdio, Stdio::Fds { .. }) && cfg.tty && !matches!(opts.backend, Backend::Embedded) {
         return Err(Error::InvalidConfig("tty with explicit descriptors needs the embedded runtime".into()));
     }
+    let t = Timing::new();
     let prep = prepare(opts, id, cfg)?;
+    t.mark("prepare (rootfs, user, etc files, spec)");
     let res = match &opts.backend {
         Backend::Embedded => run_embedded(opts, id, cfg, &prep, stdio, observer),
         Backend::External(rt) => crate::external::run_external(opts, rt, id, cfg, &prep, stdio, observer),
     };
+    t.mark("run");
     let cleanup = prep.cleanup();
+    t.mark("cleanup");
     let out = res?;
     cleanup?;
     Ok(out)
@@ -421,17 +445,21 @@ fn run_embedded(
     if cfg.tty {
         builder = builder.with_console_socket(Some(&sock_path));
     }
+    let t = Timing::new();
     let mut container = builder
         .as_init(&prep.bundle)
         .with_systemd(false)
         .with_detach(cfg.tty)
         .build()
         .map_err(|e| lc_err(id, err_chain(&e)))?;
+    t.mark("libcontainer build (create)");
     let res = drive_embedded(cfg, &mut container, listener, &sfd, wiring.out_r, wiring.err_r, stdio, observer, prep);
+    t.mark("start + wait");
     let oom = cfg.memory.is_some() && crate::cgroup::oom_killed(&prep.cgroups_path);
     if let Err(e) = container.delete(true) {
         tracing::warn!("delete container {id}: {e}");
     }
+    t.mark("libcontainer delete");
     res.map(|mut o| {
         o.oom_killed = oom;
         o

@@ -6,6 +6,7 @@
 //! container holds CAP_SYS_ADMIN, CAP_SYS_PTRACE, …); `clone` without namespace flags
 //! unless CAP_SYS_ADMIN; `clone3` answers ENOSYS (so libc falls back to `clone`) unless
 //! CAP_SYS_ADMIN. Names unknown to the running kernel are skipped by libcontainer.
+//! Architectures: native, plus the 32-bit compat ABI only when the rootfs needs it.
 //! Gaps vs moby: no minimum-kernel conditions, no s390/ppc/mips specials.
 
 use serde_json::{Value, json};
@@ -424,18 +425,48 @@ const CAP_GATED: &[(&str, &[&str])] = &[
 const CLONE_NS_FLAGS: u64 =
     0x0002_0000 | 0x0400_0000 | 0x0800_0000 | 0x1000_0000 | 0x2000_0000 | 0x4000_0000 | 0x0200_0000;
 
-fn architectures() -> Vec<&'static str> {
+/// Architectures in the filter. Each extra architecture costs libseccomp ~4 ms of CPU
+/// per container start, so the 32-bit x86 ABI is only included when the rootfs looks
+/// like it runs 32-bit code (see [`needs_compat32`]); x32 is never included.
+fn architectures(compat32: bool) -> Vec<&'static str> {
     if cfg!(target_arch = "x86_64") {
-        vec!["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"]
+        if compat32 { vec!["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"] } else { vec!["SCMP_ARCH_X86_64"] }
     } else if cfg!(target_arch = "aarch64") {
-        vec!["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"]
+        if compat32 { vec!["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"] } else { vec!["SCMP_ARCH_AARCH64"] }
     } else {
         vec![]
     }
 }
 
+/// Whether a rootfs may run 32-bit code: it has a 32-bit loader or multilib dirs, or
+/// its entry binary is ELF32. Binaries of an architecture missing from the filter are
+/// killed by the kernel (SIGSYS), so when in doubt this says yes.
+pub fn needs_compat32(rootfs: &std::path::Path, entry: Option<&std::path::Path>) -> bool {
+    let markers = [
+        "lib/ld-linux.so.2",
+        "lib/ld-linux-armhf.so.3",
+        "lib32",
+        "usr/lib32",
+        "lib/i386-linux-gnu",
+        "usr/lib/i386-linux-gnu",
+        "lib/arm-linux-gnueabihf",
+    ];
+    if markers.iter().any(|m| std::fs::symlink_metadata(rootfs.join(m)).is_ok()) {
+        return true;
+    }
+    if let Some(e) = entry {
+        let mut hdr = [0u8; 5];
+        if let Ok(mut f) = std::fs::File::open(e)
+            && std::io::Read::read_exact(&mut f, &mut hdr).is_ok()
+        {
+            return hdr.starts_with(b"\x7fELF") && hdr.get(4) == Some(&1);
+        }
+    }
+    false
+}
+
 /// The default profile for a container holding `caps` (names like `CAP_CHOWN`).
-pub fn default_profile(caps: &[String]) -> Value {
+pub fn default_profile(caps: &[String], compat32: bool) -> Value {
     let has = |c: &str| caps.iter().any(|x| x == c);
     let mut rules = vec![json!({"names": BASE_ALLOW, "action": "SCMP_ACT_ALLOW"})];
     for p in [0u64, 8, 0x20000, 0x20008, 0xffff_ffff] {
@@ -458,7 +489,7 @@ pub fn default_profile(caps: &[String]) -> Value {
     json!({
         "defaultAction": "SCMP_ACT_ERRNO",
         "defaultErrnoRet": 1,
-        "architectures": architectures(),
+        "architectures": architectures(compat32),
         "syscalls": rules,
     })
 }
@@ -504,7 +535,7 @@ pub fn from_docker_profile(profile: &Value, caps: &[String]) -> Value {
     }
     let mut out = json!({
         "defaultAction": profile["defaultAction"],
-        "architectures": architectures(),
+        "architectures": architectures(true),
         "syscalls": rules,
     });
     if let Some(e) = profile.get("defaultErrnoRet") {
@@ -519,11 +550,11 @@ mod tests {
 
     #[test]
     fn profile_parses_as_oci() {
-        let v = default_profile(&["CAP_CHOWN".into()]);
+        let v = default_profile(&["CAP_CHOWN".into()], true);
         let s: oci_spec::runtime::LinuxSeccomp = serde_json::from_value(v).unwrap();
         assert!(s.syscalls().as_ref().unwrap().len() > 5);
-        let admin = default_profile(&["CAP_SYS_ADMIN".into()]);
+        let admin = default_profile(&["CAP_SYS_ADMIN".into()], false);
         assert!(admin.to_string().contains("\"mount\""));
-        assert!(!default_profile(&[]).to_string().contains("\"mount\""));
+        assert!(!default_profile(&[], false).to_string().contains("\"mount\""));
     }
 }

@@ -363,7 +363,16 @@ pub fn build_spec(cfg: &ContainerConfig, inp: &SpecInputs<'_>) -> Result<Spec> {
         linux["maskedPaths"] = json!(MASKED_PATHS);
         linux["readonlyPaths"] = json!(READONLY_PATHS);
         match &cfg.seccomp {
-            SeccompMode::Default => linux["seccomp"] = crate::seccomp::default_profile(&caps),
+            SeccompMode::Default => {
+                let entry = cfg.args.first().and_then(|a| {
+                    let path = env.iter().find_map(|e| e.strip_prefix("PATH=")).unwrap_or(DEFAULT_PATH);
+                    crate::executor::lookup(a, path, inp.rootfs)
+                        .ok()
+                        .map(|p| crate::util::resolve_in_root(inp.rootfs, &p))
+                });
+                let compat = crate::seccomp::needs_compat32(inp.rootfs, entry.as_deref());
+                linux["seccomp"] = crate::seccomp::default_profile(&caps, compat);
+            }
             SeccompMode::Unconfined => {}
             SeccompMode::Profile(p) => {
                 let raw = std::fs::read(p).map_err(|e| Error::io("read seccomp profile", p, e))?;

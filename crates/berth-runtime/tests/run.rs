@@ -264,3 +264,42 @@ fn run_in_helper_streams_lines() {
     assert_eq!(e.exit_code(), 127);
     assert_no_leaks(&o, &id);
 }
+
+#[test]
+fn many_layers_and_copy_fallback() {
+    // 180 layers with long paths: ~40 KiB of lowerdir, far past the 4 KiB option limit.
+    let base = tmp_base().join(format!("many-{}", unique_id("m")));
+    let mut lower = vec![busybox_layer()];
+    for i in 0..180 {
+        let l = base.join(format!("{}-layer-{i:03}", "x".repeat(180)));
+        std::fs::create_dir_all(&l).unwrap();
+        std::fs::write(l.join(format!("f{i}")), format!("{i}")).unwrap();
+        std::fs::write(l.join("top"), format!("{i}")).unwrap();
+        lower.push(l);
+    }
+    let o = opts();
+    for mode in [RootfsMode::Overlay, RootfsMode::Copy] {
+        let id = unique_id("many");
+        let dir = tmp_base().join("c").join(&id);
+        let c = ContainerConfig {
+            rootfs: RootfsSource::Layers(LayerStack {
+                lower: lower.clone(),
+                upper: Some(dir.join("upper")),
+                work: Some(dir.join("work")),
+                mode,
+            }),
+            args: ["sh", "-c", "cat /top; cat /f0 /f179; ls / | grep -c '^f'"].iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        };
+        let (code, out, err) = run_capture(&o, &id, &c).unwrap();
+        assert_eq!(code, 0, "{mode:?}: {err}");
+        assert_eq!(out, "1790179180\n", "{mode:?}");
+    }
+    // The short-symlink fallback of the old mount API, exercised directly.
+    let target = base.join("mnt");
+    let m = berth_runtime::rootfs::mount_overlay_legacy_for_test(&lower, &base.join("up"), &base.join("wk"), &target)
+        .unwrap();
+    assert_eq!(std::fs::read_to_string(target.join("top")).unwrap(), "179");
+    m.unmount().unwrap();
+    std::fs::remove_dir_all(&base).unwrap();
+}

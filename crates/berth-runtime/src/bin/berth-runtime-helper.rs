@@ -3,7 +3,8 @@
 //! * Hidden entry points (`__berth-supervisor`, `__berth-health`, `__berth-hook`) are
 //!   routed exactly as the real binary must route them: `berth_runtime::hidden_main()`
 //!   first thing in `main`.
-//! * `run [-t] [-i] [--init] [--runtime PATH] [--overlay] ROOTFS CMD...` runs one
+//! * `run [-t] [-i] [--init] [--runtime PATH] [--overlay] [--seccomp-unconfined]
+//!   [--network-none] ROOTFS CMD...` runs one
 //!   foreground container with inherited stdio (like `berth run --rm`), for the pty tests
 //!   and for `hyperfine`. Without `--overlay`, ROOTFS is used as is (read-only root).
 
@@ -30,6 +31,8 @@ fn main() {
             "-i" => cfg.interactive = true,
             "--init" => cfg.init = true,
             "--overlay" => overlay = true,
+            "--seccomp-unconfined" => cfg.seccomp = SeccompMode::Unconfined,
+            "--network-none" => cfg.network = NetworkMode::None,
             "--runtime" => {
                 i += 1;
                 opts.backend = Backend::External(PathBuf::from(args.get(i).cloned().unwrap_or_default()));
