@@ -521,7 +521,7 @@ fn plan_rules(env_known: bool, steps: &[Step], raw: &[Command], opts: &LintOptio
         // Suppression comments live on the raw command with the same range.
         let sup = raw.iter().find(|r| r.range == c.range).map(|r| suppressed(&r.comments)).unwrap_or_default();
         if env_known {
-            let keys: Vec<&str> = step.env.iter().map(|v| v.name.as_str()).collect();
+            let keys: Vec<&str> = step.env.iter().map(|v| &*v.name).collect();
             for u in &step.undefined_vars {
                 let mut m = format!("Usage of undefined variable '${u}'");
                 if let Some(s) = suggest(u, &keys, true) {

@@ -10,6 +10,7 @@
 //! once, resolve [`Plan::external_images`], and plan again with them.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -147,11 +148,43 @@ pub enum VarKind {
     Proxy,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// One variable. Strings are shared (`Arc<str>`) because every step
+/// carries a snapshot of the environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnvVar {
-    pub name: String,
-    pub value: String,
+    pub name: Arc<str>,
+    pub value: Arc<str>,
     pub kind: VarKind,
+}
+
+impl Serialize for EnvVar {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("EnvVar", 3)?;
+        st.serialize_field("name", &*self.name)?;
+        st.serialize_field("value", &*self.value)?;
+        st.serialize_field("kind", &self.kind)?;
+        st.end()
+    }
+}
+
+/// A shared environment snapshot.
+pub type EnvList = Arc<Vec<EnvVar>>;
+
+/// A shared, sorted list of names.
+pub type NameList = Arc<Vec<Arc<str>>>;
+
+fn ser_names<S: serde::Serializer>(e: &NameList, s: S) -> std::result::Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let mut seq = s.serialize_seq(Some(e.len()))?;
+    for n in e.iter() {
+        seq.serialize_element(&**n)?;
+    }
+    seq.end()
+}
+
+fn ser_env<S: serde::Serializer>(e: &EnvList, s: S) -> std::result::Result<S::Ok, S::Error> {
+    e.as_slice().serialize(s)
 }
 
 /// One instruction of a stage, resolved.
@@ -161,10 +194,12 @@ pub struct Step {
     pub command: Command,
     /// The environment a RUN at this point sees (ENV and ARGs in scope,
     /// plus proxy args and the default PATH for RUN).
-    pub env: Vec<EnvVar>,
+    #[serde(serialize_with = "ser_env")]
+    pub env: EnvList,
     /// ARG names this step depends on (cache keys): the ARGs referenced by
-    /// its expansions, and for RUN every ARG in scope.
-    pub used_args: Vec<String>,
+    /// its expansions, and for RUN every ARG in scope. Sorted.
+    #[serde(serialize_with = "ser_names")]
+    pub used_args: NameList,
     /// COPY `--from` source.
     pub copy_from: Option<Source>,
     /// `RUN --mount ... from=` sources, per mount (None: build context).
@@ -299,32 +334,42 @@ pub fn parse_dockerfile(source: &[u8]) -> Result<Parsed> {
 }
 
 /// Ordered environment with BuildKit's override rules.
+/// Copy-on-write: a step's snapshot is a reference-count increment of
+/// `vars`; the list is copied only when changed while a snapshot holds it.
 #[derive(Debug, Clone, Default)]
 struct Vars {
-    vars: Vec<EnvVar>,
+    vars: EnvList,
+    index: HashMap<Arc<str>, usize>,
 }
 
 impl Vars {
     fn get(&self, k: &str) -> Option<&EnvVar> {
-        self.vars.iter().find(|v| v.name == k)
+        self.index.get(k).and_then(|i| self.vars.get(*i))
     }
     fn set(&mut self, name: &str, value: &str, kind: VarKind) {
-        if let Some(v) = self.vars.iter_mut().find(|v| v.name == name) {
+        if let Some(&i) = self.index.get(name) {
+            let vars = Arc::make_mut(&mut self.vars);
+            let Some(v) = vars.get_mut(i) else { return };
             // ENV always wins over an ARG of the same name.
             if kind == VarKind::Arg && v.kind == VarKind::Env {
                 return;
             }
-            v.value = value.to_string();
+            if &*v.value != value {
+                v.value = Arc::from(value);
+            }
             v.kind = kind;
         } else {
-            self.vars.push(EnvVar { name: name.to_string(), value: value.to_string(), kind });
+            let name: Arc<str> = Arc::from(name);
+            let vars = Arc::make_mut(&mut self.vars);
+            self.index.insert(name.clone(), vars.len());
+            vars.push(EnvVar { name, value: Arc::from(value), kind });
         }
     }
 }
 
 impl Env for Vars {
     fn lookup(&self, name: &str) -> Option<&str> {
-        self.get(name).map(|v| v.value.as_str())
+        self.get(name).map(|v| &*v.value)
     }
 }
 
@@ -335,6 +380,9 @@ struct StageState {
     args: Vec<String>,
     shell: Vec<String>,
     onbuild: Vec<String>,
+    /// The last RUN environment, the variable list it was built from, and
+    /// the ARGs in scope then.
+    run_env: Option<(EnvList, EnvList, NameList)>,
 }
 
 fn platform_args(target: &Platform, build: &Platform) -> Vec<(String, String)> {
@@ -627,6 +675,7 @@ fn new_state() -> StageState {
         args: Vec::new(),
         shell: vec!["/bin/sh".to_string(), "-c".to_string()],
         onbuild: Vec::new(),
+        run_env: None,
     }
 }
 
@@ -689,7 +738,7 @@ fn dispatch(
                     && !has_value
                     && let Some(v) = global.get(&a.name)
                 {
-                    value = Some(v.value.clone());
+                    value = Some(v.value.to_string());
                     inherited = true;
                 }
                 if has_value {
@@ -790,27 +839,52 @@ fn dispatch(
     // Environment as RUN sees it at this step.
     let is_run = matches!(command.instruction, Instruction::Run(_));
     let mut env = state.vars.vars.clone();
+    let mut run_args = None;
     if is_run {
-        for p in PROXY_ARGS {
-            if state.vars.get(p).is_none()
-                && let Some(v) = opts.build_args.get(*p)
-            {
-                env.push(EnvVar { name: (*p).to_string(), value: v.clone(), kind: VarKind::Proxy });
+        match &state.run_env {
+            // Consecutive RUNs with an unchanged environment share one list.
+            Some((base, cached, args)) if Arc::ptr_eq(base, &env) => {
+                env = cached.clone();
+                run_args = Some(args.clone());
+            }
+            _ => {
+                let base = env.clone();
+                let mut extra = Vec::new();
+                for p in PROXY_ARGS {
+                    if state.vars.get(p).is_none()
+                        && let Some(v) = opts.build_args.get(*p)
+                    {
+                        extra.push(EnvVar { name: Arc::from(*p), value: Arc::from(v.as_str()), kind: VarKind::Proxy });
+                    }
+                }
+                if state.vars.get("PATH").is_none() {
+                    extra.push(EnvVar { name: Arc::from("PATH"), value: Arc::from(DEFAULT_PATH), kind: VarKind::Env });
+                }
+                if !extra.is_empty() {
+                    Arc::make_mut(&mut env).extend(extra);
+                }
+                let mut args: Vec<Arc<str>> =
+                    base.iter().filter(|v| v.kind == VarKind::Arg).map(|v| v.name.clone()).collect();
+                args.sort();
+                let args = Arc::new(args);
+                state.run_env = Some((base, env.clone(), args.clone()));
+                run_args = Some(args);
             }
         }
-        if !env.iter().any(|v| v.name == "PATH") {
-            env.push(EnvVar { name: "PATH".to_string(), value: DEFAULT_PATH.to_string(), kind: VarKind::Env });
+    }
+    let used: NameList = match run_args {
+        // Expansions in RUN (mount options) only see variables in scope, so
+        // the ARGs in scope cover them.
+        Some(a) => a,
+        None => {
+            let is_arg = |n: &str| state.vars.get(n).is_some_and(|v| v.kind == VarKind::Arg);
+            Arc::new(matched.into_iter().filter(|n| is_arg(n)).map(|n| Arc::from(n.as_str())).collect())
         }
-    }
-    let is_arg = |n: &str| state.vars.get(n).is_some_and(|v| v.kind == VarKind::Arg);
-    let mut used: BTreeSet<String> = matched.into_iter().filter(|n| is_arg(n)).collect();
-    if is_run {
-        used.extend(state.vars.vars.iter().filter(|v| v.kind == VarKind::Arg).map(|v| v.name.clone()));
-    }
+    };
     Ok(Step {
         command,
         env,
-        used_args: used.into_iter().collect(),
+        used_args: used,
         copy_from,
         mount_from,
         shell: state.shell.clone(),
@@ -833,8 +907,11 @@ mod tests {
             ..Default::default()
         }
     }
+    fn names(step: &Step) -> Vec<&str> {
+        step.used_args.iter().map(|n| &**n).collect()
+    }
     fn run_env(step: &Step, k: &str) -> Option<String> {
-        step.env.iter().find(|v| v.name == k).map(|v| v.value.clone())
+        step.env.iter().find(|v| &*v.name == k).map(|v| v.value.to_string())
     }
 
     #[test]
@@ -846,7 +923,7 @@ mod tests {
         assert_eq!(s.base, Base::Image("alpine:3.18".into()));
         assert_eq!(run_env(&s.steps[0], "TAG"), None);
         assert_eq!(run_env(&s.steps[2], "TAG").as_deref(), Some("3.18"));
-        assert_eq!(s.steps[2].used_args, vec!["TAG"]);
+        assert_eq!(names(&s.steps[2]), vec!["TAG"]);
     }
 
     #[test]
@@ -858,7 +935,7 @@ mod tests {
         assert_eq!(vars[0].value, "x");
         let Instruction::Env { vars } = &s.steps[2].command.instruction else { panic!() };
         assert_eq!(vars[0].value, "ydef");
-        assert_eq!(s.steps[3].used_args, vec!["V"]);
+        assert_eq!(names(&s.steps[3]), vec!["V"]);
         let mut o = opts();
         o.build_args.insert("V".into(), "cli".into());
         let p = plan(src, &o).unwrap();
@@ -889,9 +966,9 @@ mod tests {
         let p = plan(b"FROM scratch\nENV X=env\nARG X\nRUN echo\n", &o).unwrap();
         let st = &p.stages[0].steps[2];
         assert_eq!(run_env(st, "X").as_deref(), Some("env"));
-        let proxy = st.env.iter().find(|v| v.name == "HTTP_PROXY").unwrap();
+        let proxy = st.env.iter().find(|v| &*v.name == "HTTP_PROXY").unwrap();
         assert_eq!(proxy.kind, VarKind::Proxy);
-        assert!(!st.used_args.contains(&"HTTP_PROXY".to_string()));
+        assert!(!names(st).contains(&"HTTP_PROXY"));
         assert_eq!(run_env(st, "PATH").as_deref(), Some(DEFAULT_PATH));
     }
 
