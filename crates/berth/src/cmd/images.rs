@@ -139,14 +139,14 @@ pub fn images(ctx: &Ctx, a: &ImagesArgs) -> Result<i32> {
                 continue;
             }
             if let Some(p) = positional {
-                let want = p.split_once(':');
+                // The tag separator is the last ':' after the last '/' (`host:5000/repo` has none).
+                let want = p.rsplit_once(':').filter(|(_, tag)| !tag.contains('/'));
                 let repo_ok = match want {
-                    Some((rp, tag))
-                        if !rp.contains('/') || rp.rsplit_once('/').is_some_and(|(_, l)| !l.contains(':')) =>
-                    {
-                        (reference_matches(rp, &t.repo_only()) || t.familiar_repository() == rp) && t.tag() == Some(tag)
+                    Some((rp, tag)) => {
+                        (reference_matches(rp, &t.repo_only()) || t.familiar_repository() == rp || t.repository() == rp)
+                            && t.tag() == Some(tag)
                     }
-                    _ => t.familiar_repository() == p || t.repository() == p || reference_matches(p, &t.repo_only()),
+                    None => t.familiar_repository() == p || t.repository() == p || reference_matches(p, &t.repo_only()),
                 };
                 if !repo_ok {
                     continue;
