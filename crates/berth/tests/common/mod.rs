@@ -666,3 +666,73 @@ pub fn read_json(path: &Path) -> Value {
 pub fn strings(v: &Value) -> Vec<String> {
     v.as_array().map(|a| a.iter().map(|x| x.as_str().unwrap_or_default().to_string()).collect()).unwrap_or_default()
 }
+
+/// Writes a one-layer docker-archive (what `docker save` writes, without the OCI files) to
+/// `dir/NAME.tar`: the layer holds `files` (path, contents), the config gets `config` merged
+/// into its `config` object (Labels, Env, Cmd…) and `created`. Returns (archive, config digest).
+pub fn make_docker_archive(
+    dir: &Path,
+    name: &str,
+    repo_tag: Option<&str>,
+    files: &[(&str, &[u8])],
+    config: Value,
+    created: &str,
+) -> (PathBuf, String) {
+    let work = dir.join(format!("{name}.d"));
+    let rootfs = work.join("rootfs");
+    let out = work.join("out");
+    std::fs::create_dir_all(&rootfs).expect("mkdir rootfs");
+    std::fs::create_dir_all(&out).expect("mkdir out");
+    for (p, data) in files {
+        let f = rootfs.join(p);
+        if let Some(parent) = f.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir");
+        }
+        std::fs::write(&f, data).expect("write file");
+    }
+    let layer = work.join("layer.tar");
+    let mut c = Command::new("tar");
+    c.args(["--sort=name", "--owner=0", "--group=0", "--numeric-owner", "--mtime=@1704067200", "-C"])
+        .arg(&rootfs)
+        .arg("-cf")
+        .arg(&layer)
+        .arg(".");
+    run_cmd(c).ok();
+    let diff_id = sha256_file(&layer);
+    let diff_hex = diff_id.trim_start_matches("sha256:").to_string();
+    std::fs::create_dir_all(out.join(&diff_hex)).expect("mkdir layer dir");
+    std::fs::rename(&layer, out.join(&diff_hex).join("layer.tar")).expect("move layer");
+    let mut cfg = serde_json::json!({
+        "architecture": host_arch(),
+        "os": "linux",
+        "created": created,
+        "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], "Cmd": ["sh"]},
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+        "history": [{"created": created, "created_by": format!("/bin/sh -c #(nop) ADD file:{name} in / ")}],
+    });
+    if let (Some(dst), Some(src)) = (cfg["config"].as_object_mut(), config.as_object()) {
+        for (k, v) in src {
+            dst.insert(k.clone(), v.clone());
+        }
+    }
+    let cfg_bytes = serde_json::to_vec(&cfg).expect("config json");
+    let cfg_path = out.join("config.json");
+    std::fs::write(&cfg_path, &cfg_bytes).expect("write config");
+    let cfg_digest = sha256_file(&cfg_path);
+    let cfg_name = format!("{}.json", cfg_digest.trim_start_matches("sha256:"));
+    std::fs::rename(&cfg_path, out.join(&cfg_name)).expect("rename config");
+    let tags: Vec<&str> = repo_tag.into_iter().collect();
+    let manifest =
+        serde_json::json!([{"Config": cfg_name, "RepoTags": tags, "Layers": [format!("{diff_hex}/layer.tar")]}]);
+    std::fs::write(out.join("manifest.json"), serde_json::to_vec(&manifest).expect("json")).expect("write manifest");
+    let archive = dir.join(format!("{name}.tar"));
+    let mut c = Command::new("tar");
+    c.args(["--sort=name", "--owner=0", "--group=0", "--numeric-owner", "-C"])
+        .arg(&out)
+        .arg("-cf")
+        .arg(&archive)
+        .arg(".");
+    run_cmd(c).ok();
+    let _ = std::fs::remove_dir_all(&work);
+    (archive, cfg_digest)
+}
