@@ -152,6 +152,7 @@ impl Containers {
     pub fn start_detached(&self, id: &str) -> Result<i32> {
         let d = self.existing(id)?;
         let rec = d.read_record()?;
+        let _start = d.start_lock()?;
         {
             let _l = d.lock()?;
             let st = d.read_state()?;
@@ -205,6 +206,17 @@ impl Containers {
     pub fn start_attached(&self, id: &str, stdio: Stdio<'_>) -> Result<RunOutcome> {
         let d = self.existing(id)?;
         let rec = d.read_record()?;
+        {
+            let _start = d.start_lock()?;
+            let st = d.read_state()?;
+            if st.status == Status::Running && (pid_alive(st.pid) || pid_alive(st.supervisor_pid)) {
+                return Err(Error::WrongState {
+                    id: id.into(),
+                    state: "running".into(),
+                    hint: "the container is already running",
+                });
+            }
+        }
         struct Obs<'a>(&'a ContainerDir);
         impl RunObserver for Obs<'_> {
             fn started(&mut self, pid: i32) {

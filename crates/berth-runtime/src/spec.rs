@@ -95,11 +95,25 @@ fn normalize_cap(c: &str) -> String {
     if up == "ALL" || up.starts_with("CAP_") { up } else { format!("CAP_{up}") }
 }
 
+/// Capabilities in our own bounding set (a container cannot get more; some hosts and
+/// sandboxes drop e.g. CAP_SYS_RESOURCE). `ALL_CAPS` is in capability-number order.
+pub fn host_caps() -> Vec<String> {
+    let bnd = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| l.strip_prefix("CapBnd:")).and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(u64::MAX);
+    ALL_CAPS.iter().enumerate().filter(|(i, _)| bnd & (1u64 << i) != 0).map(|(_, c)| c.to_string()).collect()
+}
+
 /// The effective capability list after Docker's `--cap-add`/`--cap-drop` rules
-/// (drop is applied first, `ALL` allowed on either side; `--privileged` = all).
+/// (drop is applied first, `ALL` allowed on either side; `--privileged` = all that the
+/// host bounding set allows).
 pub fn effective_caps(cfg: &ContainerConfig) -> Result<Vec<String>> {
+    let host = host_caps();
     if cfg.privileged {
-        return Ok(ALL_CAPS.iter().map(|s| s.to_string()).collect());
+        return Ok(host);
     }
     let add: Vec<String> = cfg.cap_add.iter().map(|c| normalize_cap(c)).collect();
     let drop: Vec<String> = cfg.cap_drop.iter().map(|c| normalize_cap(c)).collect();
@@ -111,7 +125,7 @@ pub fn effective_caps(cfg: &ContainerConfig) -> Result<Vec<String>> {
         }
     }
     let mut caps: Vec<String> = if add.iter().any(|c| c == "ALL") {
-        ALL_CAPS.iter().map(|s| s.to_string()).collect()
+        host.clone()
     } else {
         DEFAULT_CAPS.iter().map(|s| s.to_string()).collect()
     };
@@ -122,9 +136,15 @@ pub fn effective_caps(cfg: &ContainerConfig) -> Result<Vec<String>> {
     }
     for c in add {
         if c != "ALL" && !caps.contains(&c) {
+            if !host.contains(&c) {
+                return Err(Error::InvalidConfig(format!(
+                    "cannot add capability {c}: berth itself does not hold it (not in its bounding set)"
+                )));
+            }
             caps.push(c);
         }
     }
+    caps.retain(|c| host.contains(c));
     Ok(caps)
 }
 

@@ -122,7 +122,17 @@ impl ContainerDir {
     }
 
     pub fn lock(&self) -> Result<ContainerLock> {
-        let p = self.dir.join("lock");
+        self.lock_file("lock")
+    }
+
+    /// Serializes `start` of one container across processes (held while a supervisor is
+    /// being started; independent of the state lock, which the supervisor needs).
+    pub fn start_lock(&self) -> Result<ContainerLock> {
+        self.lock_file("start.lock")
+    }
+
+    fn lock_file(&self, name: &str) -> Result<ContainerLock> {
+        let p = self.dir.join(name);
         let f = OpenOptions::new().create(true).truncate(false).write(true).open(&p).ctx("open lock", &p)?;
         f.lock().ctx("lock", &p)?;
         Ok(ContainerLock { _file: f })

@@ -203,3 +203,21 @@ fn health_check_transitions() {
     assert!(e.output.contains("No such file"), "{e:?}");
     cleanup(&s, &o, &id);
 }
+
+#[test]
+fn concurrent_starts_start_once() {
+    let o = opts();
+    let s = store();
+    let id = unique_id("conc");
+    s.create(&id, None, &config(&id, &["sleep", "60"]), &o).unwrap();
+    let hs: Vec<_> = (0..3)
+        .map(|_| {
+            let s = s.clone();
+            let id = id.clone();
+            std::thread::spawn(move || s.start_detached(&id).unwrap())
+        })
+        .collect();
+    let pids: Vec<i32> = hs.into_iter().map(|h| h.join().unwrap()).collect();
+    assert!(pids.iter().all(|p| *p == pids[0]), "{pids:?}");
+    cleanup(&s, &o, &id);
+}

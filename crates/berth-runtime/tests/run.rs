@@ -303,3 +303,29 @@ fn many_layers_and_copy_fallback() {
     m.unmount().unwrap();
     std::fs::remove_dir_all(&base).unwrap();
 }
+
+#[test]
+fn privileged_and_ulimits() {
+    let o = opts();
+    let id = unique_id("priv");
+    let mut c =
+        config(&id, &["sh", "-c", "mkdir -p /m && mount -t tmpfs none /m && echo mounted; ls /dev | grep -c . "]);
+    c.privileged = true;
+    let (code, out, err) = run_capture(&o, &id, &c).unwrap();
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("mounted\n"), "{out}");
+    let id = unique_id("unpriv");
+    let c = config(&id, &["sh", "-c", "mkdir -p /m; mount -t tmpfs none /m && echo mounted; true"]);
+    let (_, out, _) = run_capture(&o, &id, &c).unwrap();
+    assert!(!out.contains("mounted"), "{out}");
+    let id = unique_id("ulim");
+    let mut c = config(&id, &["sh", "-c", "ulimit -n; ulimit -Hn; ulimit -c"]);
+    c.ulimits = vec![
+        Ulimit { name: "nofile".into(), soft: 1 << 30, hard: 1 << 30 },
+        Ulimit { name: "core".into(), soft: 0, hard: 0 },
+    ];
+    let (code, out, err) = run_capture(&o, &id, &c).unwrap();
+    assert_eq!(code, 0, "{err}");
+    let hard = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap().1;
+    assert_eq!(out, format!("{hard}\n{hard}\n0\n"));
+}
