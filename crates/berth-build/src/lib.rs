@@ -1,1 +1,215 @@
-//! The builder: build graph, content-addressed cache keys, parallel solver, exporters.
+//! The builder: runs Dockerfiles daemonless, as BuildKit does.
+//!
+//! Pipeline: the frontend (berth-dockerfile) parses the Dockerfile and plans the stages the
+//! target needs; external images are resolved through a [`Provider`] (the binary pulls them
+//! into the store); the [`solve`] module runs the stage graph — independent stages in
+//! parallel — step by step against the content-addressed [`cache`]; [`export`] writes the
+//! result as an image in the store.
+//!
+//! Contracts:
+//! - `RUN` executes in a real container through berth-runtime's `run_in_helper`, so the
+//!   process calling [`build`] must route berth-runtime's hidden entry points (the `berth`
+//!   binary does) and may be multi-threaded.
+//! - Build layers are stored uncompressed (tar blob = diffID) next to their unpacked
+//!   snapshot; compression happens when an image leaves the machine.
+//! - Secrets never enter a layer, the history, a cache key or a log.
+
+pub mod cache;
+pub mod context;
+mod error;
+pub mod export;
+mod fsops;
+mod layer;
+mod solve;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use berth_dockerfile::{PlanOptions, parse_dockerfile, plan::plan_parsed};
+use berth_output::progress::BuildProgress;
+use berth_runtime::RuntimeOptions;
+use berth_store::{LocalImage, Store};
+use berth_types::Platform;
+
+pub use cache::{Cache, Record, State};
+pub use context::Context;
+pub use error::{BuildError, Result};
+pub use export::export_image;
+
+/// Where a secret's value comes from (`--secret id=…,src=…|env=…`).
+#[derive(Debug, Clone)]
+pub enum SecretSource {
+    File(PathBuf),
+    Env(String),
+}
+
+/// `--network` for RUN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Network {
+    /// berth's default sandbox network: the host's (package registries reachable).
+    Default,
+    Host,
+    None,
+}
+
+/// `--build-context name=…`.
+#[derive(Debug, Clone)]
+pub enum NamedContext {
+    Dir(PathBuf),
+    Image(String),
+}
+
+/// Everything one build needs. The Dockerfile is given as bytes; the context already loaded
+/// (with `.dockerignore` applied).
+pub struct BuildOptions {
+    pub dockerfile: Vec<u8>,
+    /// Name used in messages (`Dockerfile`, `Dockerfile.prod`).
+    pub dockerfile_name: String,
+    pub context: Arc<Context>,
+    pub build_args: BTreeMap<String, String>,
+    pub target: Option<String>,
+    pub no_cache: bool,
+    pub no_cache_filter: Vec<String>,
+    pub pull: bool,
+    pub secrets: BTreeMap<String, SecretSource>,
+    pub network: Network,
+    pub platform: Platform,
+    pub named_contexts: BTreeMap<String, NamedContext>,
+    pub source_date_epoch: Option<i64>,
+    pub runtime: RuntimeOptions,
+    pub add_hosts: Vec<(String, String)>,
+}
+
+/// An image the provider made available in the store.
+pub struct ProvidedImage {
+    /// The canonical reference (`docker.io/library/python:3.9-slim`).
+    pub name: String,
+    pub image: LocalImage,
+}
+
+/// What the builder needs from the outside world. Implementations may block.
+pub trait Provider: Send + Sync {
+    /// Makes `reference` (as written in the Dockerfile, after ARG expansion) available in the
+    /// store, pulling it when it is missing or when `pull` is set.
+    fn image(&self, reference: &str, platform: &Platform, pull: bool) -> std::result::Result<ProvidedImage, String>;
+    /// Downloads `url` into `dest` (ADD of remote files).
+    fn fetch(&self, url: &str, dest: &Path) -> std::result::Result<(), String>;
+}
+
+/// The result of a build, before export.
+pub struct BuildOutput {
+    pub state: State,
+    /// Name of the target stage (for messages).
+    pub target: Option<String>,
+}
+
+/// Runs a build. Progress is reported on `progress`; the caller finishes it.
+pub fn build(
+    store: &Store,
+    opts: &BuildOptions,
+    provider: &dyn Provider,
+    progress: &BuildProgress,
+) -> Result<BuildOutput> {
+    let cache = Cache::open(store)?;
+    let v = "load-def";
+    progress.start(v, &format!("[internal] load build definition from {}", opts.dockerfile_name));
+    progress.status(v, "transferring dockerfile", opts.dockerfile.len() as u64, opts.dockerfile.len() as u64, true);
+    let parsed = match parse_dockerfile(&opts.dockerfile) {
+        Ok(p) => p,
+        Err(e) => {
+            progress.error(v, &e.to_string());
+            return Err(e.into());
+        }
+    };
+    progress.done(v);
+
+    let mut plan_opts = PlanOptions {
+        build_args: opts.build_args.clone(),
+        target: opts.target.clone(),
+        target_platform: Some(df_platform(&opts.platform)),
+        build_platform: Some(df_platform(&opts.platform)),
+        ..Default::default()
+    };
+    let first = plan_parsed(&parsed, &plan_opts)?;
+    let mut images: HashMap<String, State> = HashMap::new();
+    let mut named_dirs: BTreeMap<String, Arc<Context>> = BTreeMap::new();
+    for r in first.external_images() {
+        let (lookup, is_named) = match opts.named_contexts.get(&r) {
+            Some(NamedContext::Dir(d)) => {
+                let ctx = Context::load(d, vec![], Some(&cache.stat_dir()))?;
+                named_dirs.insert(r.clone(), Arc::new(ctx));
+                continue;
+            }
+            Some(NamedContext::Image(i)) => (i.clone(), true),
+            None => (r.clone(), false),
+        };
+        let vname = format!("[internal] load metadata for {}", display_name(&lookup));
+        let vid = format!("meta-{r}");
+        progress.start(&vid, &vname);
+        match provider.image(&lookup, &opts.platform, opts.pull) {
+            Ok(p) => {
+                progress.done(&vid);
+                let state = solve::image_state(store, &p.image)?;
+                let cfg = p.image.config.config.clone().unwrap_or_default();
+                let env: Vec<(String, String)> = cfg
+                    .env
+                    .clone()
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|e| e.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+                    .collect();
+                plan_opts.base_image_env.insert(r.clone(), env);
+                if let Some(ob) = cfg.on_build.clone().filter(|v| !v.is_empty()) {
+                    plan_opts.base_image_onbuild.insert(r.clone(), ob);
+                }
+                let _ = is_named;
+                images.insert(r.clone(), state);
+            }
+            Err(e) => {
+                progress.error(&vid, &e);
+                return Err(BuildError::Other(format!(
+                    "failed to resolve source metadata for {}: {e}",
+                    display_name(&lookup)
+                )));
+            }
+        }
+    }
+    let plan = plan_parsed(&parsed, &plan_opts)?;
+
+    if let Some(root) = opts.context.root() {
+        let vid = "context";
+        progress.start(vid, "[internal] load build context");
+        let size = opts.context.size();
+        progress.status(vid, "transferring context", size, size, true);
+        progress.done(vid);
+        let _ = root;
+    }
+
+    let solver = solve::Solver {
+        store: store.clone(),
+        cache,
+        opts,
+        plan: &plan,
+        provider,
+        progress: progress.clone(),
+        images,
+        named_dirs,
+        vertex: std::sync::atomic::AtomicUsize::new(0),
+    };
+    let state = solver.run();
+    opts.context.save();
+    let state = state?;
+    let target = plan.stage(plan.target).and_then(|s| s.name.clone());
+    Ok(BuildOutput { state, target })
+}
+
+fn df_platform(p: &Platform) -> berth_dockerfile::Platform {
+    berth_dockerfile::Platform { os: p.os.clone(), arch: p.architecture.clone(), variant: p.variant.clone() }
+}
+
+fn display_name(r: &str) -> String {
+    berth_types::Reference::parse_normalized(r)
+        .map(|x| x.with_default_tag().to_string())
+        .unwrap_or_else(|_| r.to_string())
+}

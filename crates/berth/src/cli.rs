@@ -35,10 +35,10 @@ pub struct Global {
     #[arg(long, global = true, env = "DOCKER_CONFIG", value_name = "DIR")]
     pub config: Option<PathBuf>,
     /// Set the logging level ("debug", "info", "warn", "error", "fatal")
-    #[arg(short = 'l', long, global = true, value_name = "LEVEL")]
+    #[arg(short = 'l', long, value_name = "LEVEL")]
     pub log_level: Option<String>,
     /// Enable debug mode
-    #[arg(short = 'D', long, global = true)]
+    #[arg(short = 'D', long)]
     pub debug: bool,
     /// Print version information and quit
     #[arg(short = 'v', long)]
@@ -63,7 +63,7 @@ pub enum Command {
     #[command(subcommand)]
     Container(ContainerCmd),
     /// Create a new container
-    #[command(override_usage = "berth create [OPTIONS] IMAGE [COMMAND] [ARG...]")]
+    #[command(disable_help_flag = true, override_usage = "berth create [OPTIONS] IMAGE [COMMAND] [ARG...]")]
     Create(RunArgs),
     /// Developer tools
     #[command(subcommand, hide = true)]
@@ -123,7 +123,7 @@ pub enum Command {
     #[command(override_usage = "berth rmi [OPTIONS] IMAGE [IMAGE...]")]
     Rmi(RmiArgs),
     /// Create and run a new container from an image
-    #[command(override_usage = "berth run [OPTIONS] IMAGE [COMMAND] [ARG...]")]
+    #[command(disable_help_flag = true, override_usage = "berth run [OPTIONS] IMAGE [COMMAND] [ARG...]")]
     Run(RunArgs),
     /// Save one or more images to a tar archive (streamed to STDOUT by default)
     #[command(override_usage = "berth save [OPTIONS] IMAGE [IMAGE...]")]
@@ -200,6 +200,7 @@ pub enum ContainerCmd {
     /// Create a new image from a container's changes
     Commit(CommitArgs),
     /// Create a new container
+    #[command(disable_help_flag = true)]
     Create(RunArgs),
     /// Execute a command in a running container
     Exec(ExecArgs),
@@ -220,6 +221,7 @@ pub enum ContainerCmd {
     #[command(alias = "remove")]
     Rm(RmArgs),
     /// Create and run a new container from an image
+    #[command(disable_help_flag = true)]
     Run(RunArgs),
     /// Start one or more stopped containers
     Start(StartArgs),
@@ -647,6 +649,9 @@ pub struct SystemPruneArgs {
 
 #[derive(Debug, Args, Clone, Default)]
 pub struct RunArgs {
+    /// Print usage (`-h` is `--hostname`, as in docker)
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
     /// Add a custom host-to-IP mapping (host:ip)
     #[arg(long, value_name = "list")]
     pub add_host: Vec<String>,
@@ -932,4 +937,13 @@ pub struct VersionArgs {
     /// Format output using a custom template
     #[arg(short, long, value_name = "string")]
     pub format: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
 }

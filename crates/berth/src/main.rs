@@ -17,6 +17,11 @@ use crate::ctx::Ctx;
 use crate::errors::render_error;
 
 fn main() -> ExitCode {
+    // The runtime re-executes this binary for container supervisors, RUN helpers and hooks;
+    // those entry points must be routed before anything else happens.
+    if let Some(code) = berth_runtime::hidden_main() {
+        return ExitCode::from(code.clamp(0, 255) as u8);
+    }
     let args: Vec<String> = std::env::args().collect();
     let cli = match Cli::try_parse_from(&args) {
         Ok(c) => c,

@@ -1,13 +1,14 @@
 //! Command implementations. Each returns the process exit code.
 
-mod archive;
-mod images;
-mod registry;
+pub mod archive;
+mod build;
+pub mod images;
+pub mod registry;
 mod system;
 
 use anyhow::Result;
 
-use crate::cli::{Command, DebugCmd, ImageCmd, SystemCmd};
+use crate::cli::{BuilderCmd, BuildxCmd, Command, DebugCmd, ImageCmd, SystemCmd};
 use crate::ctx::Ctx;
 use crate::errors::exit_with;
 
@@ -24,6 +25,10 @@ pub fn dispatch(ctx: &Ctx, cmd: Command) -> Result<i32> {
         Command::Load(a) | Command::Image(ImageCmd::Load(a)) => archive::load(ctx, &a),
         Command::Cp(a) => archive::cp(ctx, &a),
         Command::Pull(a) | Command::Image(ImageCmd::Pull(a)) => registry::pull(ctx, &a),
+        Command::Build(a)
+        | Command::Image(ImageCmd::Build(a))
+        | Command::Builder(BuilderCmd::Build(a))
+        | Command::Buildx(BuildxCmd::Build(a)) => build::build(ctx, &a),
         Command::Push(a) | Command::Image(ImageCmd::Push(a)) => registry::push(ctx, &a),
         Command::Login(a) => registry::login(ctx, &a),
         Command::Logout(a) => registry::logout(ctx, &a),

@@ -1,0 +1,364 @@
+//! File operations for COPY/ADD/WORKDIR inside a (mounted) root filesystem.
+//!
+//! Safety: every destination path is resolved *inside* the root with [`secure_join`]: symlinks
+//! are followed as if the root were `/`, so `COPY x /link/` where `/link -> /etc` writes to
+//! `<root>/etc`, never to the host's `/etc`, and `..` cannot climb out.
+
+use std::ffi::OsStr;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+use std::path::{Component, Path, PathBuf};
+
+use crate::error::{BuildError, Result};
+
+/// Resolves `path` (absolute inside the container) against `root` without escaping it.
+/// Missing components are appended literally. The result always starts with `root`.
+pub fn secure_join(root: &Path, path: &str) -> PathBuf {
+    let mut resolved = PathBuf::new(); // relative to root
+    let mut pending: Vec<std::ffi::OsString> = Path::new(path).components().rev().filter_map(comp_name).collect();
+    let mut links = 0;
+    while let Some(c) = pending.pop() {
+        if c == ".." {
+            resolved.pop();
+            continue;
+        }
+        if c == "." {
+            continue;
+        }
+        let candidate = resolved.join(&c);
+        match fs::symlink_metadata(root.join(&candidate)) {
+            Ok(md) if md.file_type().is_symlink() && links < 255 => {
+                links += 1;
+                let target = fs::read_link(root.join(&candidate)).unwrap_or_default();
+                if target.is_absolute() {
+                    resolved = PathBuf::new();
+                }
+                // Push the target's components in front of what remains.
+                let comps: Vec<std::ffi::OsString> = target.components().filter_map(comp_name).collect();
+                for t in comps.into_iter().rev() {
+                    pending.push(t);
+                }
+            }
+            _ => resolved = candidate,
+        }
+    }
+    root.join(resolved)
+}
+
+fn comp_name(c: Component<'_>) -> Option<std::ffi::OsString> {
+    match c {
+        Component::Normal(s) => Some(s.to_os_string()),
+        Component::ParentDir => Some("..".into()),
+        Component::CurDir => Some(".".into()),
+        _ => None,
+    }
+}
+
+/// Ownership and permission overrides for copied entries.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Attrs {
+    pub uid: u32,
+    pub gid: u32,
+    /// `--chmod` as an octal mode; symbolic modes are applied per entry.
+    pub chmod: Option<Chmod>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Chmod {
+    Octal(u32),
+    /// Pre-parsed symbolic clauses, applied to each entry's mode.
+    Symbolic(SymbolicMode),
+}
+
+/// A parsed symbolic mode like `u+rwx,g=rx,o-w` (as chmod(1)).
+#[derive(Debug, Clone, Copy)]
+pub struct SymbolicMode {
+    clauses: [(u8, u8, u32, bool); 8],
+    n: usize,
+}
+
+impl SymbolicMode {
+    pub fn parse(s: &str) -> Option<SymbolicMode> {
+        let mut clauses = [(0u8, 0u8, 0u32, false); 8];
+        let mut n = 0;
+        for part in s.split(',') {
+            let bytes = part.as_bytes();
+            let op_pos = bytes.iter().position(|b| matches!(b, b'+' | b'-' | b'='))?;
+            let who = &bytes[..op_pos];
+            let mut who_mask = 0u8;
+            for w in who {
+                who_mask |= match w {
+                    b'u' => 4,
+                    b'g' => 2,
+                    b'o' => 1,
+                    b'a' => 7,
+                    _ => return None,
+                };
+            }
+            if who_mask == 0 {
+                who_mask = 7;
+            }
+            let op = bytes[op_pos];
+            let mut perm = 0u32;
+            let mut conditional_x = false;
+            for p in &bytes[op_pos + 1..] {
+                match p {
+                    b'r' => perm |= 4,
+                    b'w' => perm |= 2,
+                    b'x' => perm |= 1,
+                    b'X' => conditional_x = true,
+                    _ => return None,
+                }
+            }
+            if n >= clauses.len() {
+                return None;
+            }
+            clauses[n] = (who_mask, op, perm, conditional_x);
+            n += 1;
+        }
+        Some(SymbolicMode { clauses, n })
+    }
+
+    pub fn apply(&self, mode: u32, is_dir: bool) -> u32 {
+        let mut m = mode & 0o7777;
+        for &(who, op, perm, cx) in &self.clauses[..self.n] {
+            let mut p = perm;
+            if cx && (is_dir || m & 0o111 != 0) {
+                p |= 1;
+            }
+            for (bit, shift) in [(4u8, 6u32), (2, 3), (1, 0)] {
+                if who & bit == 0 {
+                    continue;
+                }
+                let bits = p << shift;
+                match op {
+                    b'+' => m |= bits,
+                    b'-' => m &= !bits,
+                    _ => m = (m & !(0o7 << shift)) | bits,
+                }
+            }
+        }
+        m
+    }
+}
+
+impl Attrs {
+    fn mode_for(&self, mode: u32, is_dir: bool) -> u32 {
+        match self.chmod {
+            None => mode & 0o7777,
+            Some(Chmod::Octal(m)) => m,
+            Some(Chmod::Symbolic(s)) => s.apply(mode, is_dir),
+        }
+    }
+}
+
+fn lchown(p: &Path, uid: u32, gid: u32) -> Result<()> {
+    std::os::unix::fs::lchown(p, Some(uid), Some(gid)).map_err(|e| BuildError::io(p, e))
+}
+
+fn set_times(p: &Path, md: &fs::Metadata) {
+    let ts = [
+        libc::timespec { tv_sec: md.atime(), tv_nsec: md.atime_nsec() },
+        libc::timespec { tv_sec: md.mtime(), tv_nsec: md.mtime_nsec() },
+    ];
+    if let Ok(c) = std::ffi::CString::new(p.as_os_str().as_bytes()) {
+        // SAFETY: valid C string and a two-element timespec array.
+        unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), ts.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) };
+    }
+}
+
+/// Creates `dir` (inside an already secure-joined path) and missing parents, owned by
+/// `uid:gid`, mode 0755.
+pub fn mkdir_all(dir: &Path, uid: u32, gid: u32) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent() {
+        mkdir_all(parent, uid, gid)?;
+    }
+    match fs::symlink_metadata(dir) {
+        Ok(md) if md.is_dir() => return Ok(()),
+        Ok(_) => {
+            return Err(BuildError::Other(format!(
+                "cannot create directory {}: a file with that name exists",
+                dir.display()
+            )));
+        }
+        Err(_) => {}
+    }
+    fs::create_dir(dir).map_err(|e| BuildError::io(dir, e))?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).map_err(|e| BuildError::io(dir, e))?;
+    lchown(dir, uid, gid)
+}
+
+/// Copies one entry (file, symlink, or a whole directory tree) from `src` to `dst`,
+/// replacing what is at `dst` unless both are directories (then contents merge). `filter`
+/// decides, by path relative to `src`, whether a descendant is copied.
+pub fn copy_entry(src: &Path, dst: &Path, attrs: &Attrs, filter: &dyn Fn(&str) -> bool) -> Result<u64> {
+    copy_rec(src, dst, "", attrs, filter)
+}
+
+fn copy_rec(src: &Path, dst: &Path, rel: &str, attrs: &Attrs, filter: &dyn Fn(&str) -> bool) -> Result<u64> {
+    let md = fs::symlink_metadata(src).map_err(|e| BuildError::io(src, e))?;
+    let ft = md.file_type();
+    let mut bytes = 0;
+    if ft.is_dir() {
+        match fs::symlink_metadata(dst) {
+            Ok(d) if d.is_dir() => {}
+            Ok(_) => {
+                fs::remove_file(dst).map_err(|e| BuildError::io(dst, e))?;
+                fs::create_dir(dst).map_err(|e| BuildError::io(dst, e))?;
+            }
+            Err(_) => fs::create_dir(dst).map_err(|e| BuildError::io(dst, e))?,
+        }
+        let mut names: Vec<std::ffi::OsString> =
+            fs::read_dir(src).map_err(|e| BuildError::io(src, e))?.flatten().map(|e| e.file_name()).collect();
+        names.sort();
+        for name in names {
+            let child_rel = if rel.is_empty() {
+                name.to_string_lossy().to_string()
+            } else {
+                format!("{rel}/{}", name.to_string_lossy())
+            };
+            if !filter(&child_rel) {
+                continue;
+            }
+            bytes += copy_rec(&src.join(&name), &dst.join(&name), &child_rel, attrs, filter)?;
+        }
+        fs::set_permissions(dst, fs::Permissions::from_mode(attrs.mode_for(md.mode(), true)))
+            .map_err(|e| BuildError::io(dst, e))?;
+        lchown(dst, attrs.uid, attrs.gid)?;
+        copy_xattrs(src, dst);
+        set_times(dst, &md);
+        return Ok(bytes);
+    }
+    remove_existing(dst)?;
+    if ft.is_symlink() {
+        let target = fs::read_link(src).map_err(|e| BuildError::io(src, e))?;
+        symlink(&target, dst).map_err(|e| BuildError::io(dst, e))?;
+        lchown(dst, attrs.uid, attrs.gid)?;
+        set_times(dst, &md);
+        return Ok(0);
+    }
+    if ft.is_file() {
+        bytes = fs::copy(src, dst).map_err(|e| BuildError::io(dst, e))?;
+        lchown(dst, attrs.uid, attrs.gid)?;
+        fs::set_permissions(dst, fs::Permissions::from_mode(attrs.mode_for(md.mode(), false)))
+            .map_err(|e| BuildError::io(dst, e))?;
+        copy_xattrs(src, dst);
+        set_times(dst, &md);
+        return Ok(bytes);
+    }
+    // fifos and device nodes (possible when copying from another stage's root).
+    let c = std::ffi::CString::new(dst.as_os_str().as_bytes())
+        .map_err(|_| BuildError::Other(format!("invalid path {}", dst.display())))?;
+    // SAFETY: mknod with a valid C string path.
+    let r = unsafe { libc::mknod(c.as_ptr(), md.mode() as libc::mode_t, md.rdev() as libc::dev_t) };
+    if r != 0 {
+        return Err(BuildError::io(dst, std::io::Error::last_os_error()));
+    }
+    lchown(dst, attrs.uid, attrs.gid)?;
+    Ok(0)
+}
+
+fn remove_existing(p: &Path) -> Result<()> {
+    match fs::symlink_metadata(p) {
+        Ok(md) if md.is_dir() => fs::remove_dir_all(p).map_err(|e| BuildError::io(p, e)),
+        Ok(_) => fs::remove_file(p).map_err(|e| BuildError::io(p, e)),
+        Err(_) => Ok(()),
+    }
+}
+
+fn copy_xattrs(src: &Path, dst: &Path) {
+    let Ok(names) = xattr_list(src) else { return };
+    for n in names {
+        if n.to_string_lossy().starts_with("trusted.overlay.") {
+            continue;
+        }
+        if let Some(v) = xattr_get(src, &n) {
+            xattr_set(dst, &n, &v);
+        }
+    }
+}
+
+fn cpath(p: &Path) -> Option<std::ffi::CString> {
+    std::ffi::CString::new(p.as_os_str().as_bytes()).ok()
+}
+
+fn xattr_list(p: &Path) -> std::io::Result<Vec<std::ffi::OsString>> {
+    let c = cpath(p).ok_or_else(|| std::io::Error::other("nul in path"))?;
+    let mut buf = vec![0u8; 4096];
+    // SAFETY: buffer pointer and length are valid.
+    let n = unsafe { libc::llistxattr(c.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    buf.truncate(n as usize);
+    Ok(buf.split(|b| *b == 0).filter(|s| !s.is_empty()).map(|s| OsStr::from_bytes(s).to_os_string()).collect())
+}
+
+fn xattr_get(p: &Path, name: &OsStr) -> Option<Vec<u8>> {
+    let c = cpath(p)?;
+    let n = std::ffi::CString::new(name.as_bytes()).ok()?;
+    let mut buf = vec![0u8; 65536];
+    // SAFETY: valid strings and buffer.
+    let r = unsafe { libc::lgetxattr(c.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    if r < 0 {
+        return None;
+    }
+    buf.truncate(r as usize);
+    Some(buf)
+}
+
+fn xattr_set(p: &Path, name: &OsStr, v: &[u8]) {
+    let (Some(c), Ok(n)) = (cpath(p), std::ffi::CString::new(name.as_bytes())) else { return };
+    // SAFETY: valid strings and buffer.
+    unsafe { libc::lsetxattr(c.as_ptr(), n.as_ptr(), v.as_ptr().cast(), v.len(), 0) };
+}
+
+/// Writes `data` as a new file at `dst` (heredoc sources, ADD of URLs).
+pub fn write_file(dst: &Path, data: &[u8], mode: u32, uid: u32, gid: u32, mtime: Option<i64>) -> Result<()> {
+    remove_existing(dst)?;
+    fs::write(dst, data).map_err(|e| BuildError::io(dst, e))?;
+    fs::set_permissions(dst, fs::Permissions::from_mode(mode)).map_err(|e| BuildError::io(dst, e))?;
+    lchown(dst, uid, gid)?;
+    if let Some(t) = mtime {
+        let ts = [libc::timespec { tv_sec: t, tv_nsec: 0 }, libc::timespec { tv_sec: t, tv_nsec: 0 }];
+        if let Some(c) = cpath(dst) {
+            // SAFETY: valid path and timespec array.
+            unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), ts.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) };
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secure_join_stays_inside() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        fs::create_dir_all(r.join("real")).unwrap();
+        symlink("/etc", r.join("abs")).unwrap();
+        symlink("../../..", r.join("real/up")).unwrap();
+        symlink("real", r.join("rel")).unwrap();
+        assert_eq!(secure_join(r, "/abs/passwd"), r.join("etc/passwd"));
+        assert_eq!(secure_join(r, "/real/up/x"), r.join("x"));
+        assert_eq!(secure_join(r, "/../../x"), r.join("x"));
+        assert_eq!(secure_join(r, "/rel/y"), r.join("real/y"));
+        assert_eq!(secure_join(r, "a/b/../c"), r.join("a/c"));
+    }
+
+    #[test]
+    fn symbolic_modes() {
+        let s = SymbolicMode::parse("u+x,g-w,o=r").unwrap();
+        assert_eq!(s.apply(0o664, false), 0o744);
+        let a = SymbolicMode::parse("a+X").unwrap();
+        assert_eq!(a.apply(0o644, true), 0o755);
+        assert_eq!(a.apply(0o644, false), 0o644);
+        assert!(SymbolicMode::parse("z+x").is_none());
+    }
+}

@@ -1,0 +1,40 @@
+//! Committing a build step's upper directory as a layer.
+
+use std::io::Write;
+
+use berth_archive::{TarWriter, TreeOptions, overlay_diff};
+use berth_store::{SnapshotInfo, Store, TempSnapshot};
+use berth_types::{Compression, Descriptor, Digest, media};
+
+use crate::error::{BuildError, Result};
+
+/// Writes the layer tar of an overlay upper directory (uncompressed: compression happens on
+/// export), stores it as a blob whose digest is the diffID, and keeps the directory itself as
+/// the unpacked snapshot (an upper dir is already in overlay-lower format). Returns `None`
+/// when the step changed nothing, as BuildKit then records an empty layer.
+pub fn commit_upper(
+    store: &Store,
+    snap: TempSnapshot,
+    epoch: Option<i64>,
+) -> Result<(Option<(Descriptor, Digest)>, u64)> {
+    let fs = snap.fs();
+    if let Some(work) = fs.parent().map(|p| p.join("work")) {
+        let _ = std::fs::remove_dir_all(work);
+    }
+    let builder = overlay_diff(&fs, &TreeOptions { source_date_epoch: epoch, no_xattrs: false })?;
+    if builder.is_empty() {
+        return Ok((None, 0));
+    }
+    let entries = builder.len() as u64;
+    let blob = store.blob_writer()?;
+    let mut tw = TarWriter::new(std::io::BufWriter::with_capacity(1 << 20, blob));
+    let report = builder.write(&mut tw)?;
+    let mut buf = tw.finish()?;
+    buf.flush().map_err(|e| BuildError::io(&fs, e))?;
+    let blob = buf.into_inner().map_err(|e| BuildError::io(&fs, e.into_error()))?;
+    let size = blob.count();
+    let digest = blob.commit(None, None)?;
+    store.record_layer(&digest, Compression::None, &digest)?;
+    snap.commit(&digest, &SnapshotInfo { size: report.bytes, entries, created: berth_store::now_rfc3339() })?;
+    Ok((Some((Descriptor::new(media::OCI_LAYER, digest.clone(), size), digest)), report.bytes))
+}

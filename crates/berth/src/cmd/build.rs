@@ -1,0 +1,541 @@
+//! `berth build`: Docker/buildx flags on top of berth-build.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context as _, Result, anyhow};
+use berth_build::{BuildOptions, Context, NamedContext, Network, ProvidedImage, Provider, SecretSource};
+use berth_output::progress::{BuildMode, BuildProgress};
+use berth_store::Store;
+use berth_transport::{ArchiveFormat, ArchiveSink, CopyOptions, Endpoint, Quiet, Sink, Source, StoreSink};
+use berth_types::{Platform, Reference};
+
+use crate::cli::BuildArgs;
+use crate::ctx::Ctx;
+use crate::errors::exit_with;
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_sigint(_: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+/// Where the Dockerfile and context come from.
+struct Inputs {
+    dockerfile: Vec<u8>,
+    dockerfile_name: String,
+    dockerfile_path: Option<PathBuf>,
+    context_dir: Option<PathBuf>,
+    /// Keeps an extracted tar context alive.
+    _tmp: Option<tempfile::TempDir>,
+}
+
+fn read_stdin() -> Result<Vec<u8>> {
+    let mut v = Vec::new();
+    std::io::stdin().read_to_end(&mut v).context("reading stdin")?;
+    Ok(v)
+}
+
+fn is_tar_or_compressed(b: &[u8]) -> bool {
+    b.starts_with(&[0x1f, 0x8b])
+        || b.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
+        || (b.len() > 262 && &b[257..262] == b"ustar")
+}
+
+fn inputs(a: &BuildArgs, store: &Store) -> Result<Inputs> {
+    let ctx_arg = a.context.as_str();
+    if ctx_arg.starts_with("http://") || ctx_arg.starts_with("https://") || ctx_arg.starts_with("git@") {
+        return Err(exit_with(
+            1,
+            format!(
+                "remote build contexts ({ctx_arg}) are not supported yet; clone or download it and build the directory"
+            ),
+        ));
+    }
+    let mut tmp = None;
+    let mut stdin_dockerfile = None;
+    let context_dir = if ctx_arg == "-" {
+        let data = read_stdin()?;
+        if is_tar_or_compressed(&data) {
+            // A tar context on stdin.
+            let dir = tempfile::Builder::new().prefix("berth-context-").tempdir_in(store.root().join("tmp"))?;
+            berth_archive::apply_layer(dir.path(), std::io::Cursor::new(data), &berth_archive::ApplyOptions::default())
+                .context("extracting the build context from stdin")?;
+            let p = dir.path().to_path_buf();
+            tmp = Some(dir);
+            Some(p)
+        } else {
+            stdin_dockerfile = Some(data);
+            None
+        }
+    } else {
+        let p = PathBuf::from(ctx_arg);
+        if !p.is_dir() {
+            return Err(exit_with(1, format!("unable to prepare context: path {ctx_arg:?} not found")));
+        }
+        Some(std::fs::canonicalize(&p)?)
+    };
+    let (dockerfile, name, path) = match (&a.file, stdin_dockerfile) {
+        (_, Some(d)) => (d, "Dockerfile".to_string(), None),
+        (Some(f), None) if f == "-" => (read_stdin()?, "Dockerfile".to_string(), None),
+        (Some(f), None) => {
+            // -f is relative to the current directory, as docker's CLI resolves it.
+            let p = PathBuf::from(f);
+            let p = if p.is_absolute() || p.exists() { p } else { context_dir.clone().unwrap_or_default().join(f) };
+            let data = std::fs::read(&p)
+                .map_err(|e| exit_with(1, format!("failed to read dockerfile {}: {e}", p.display())))?;
+            let name = p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "Dockerfile".into());
+            (data, name, Some(p))
+        }
+        (None, None) => {
+            let dir = context_dir.clone().unwrap_or_default();
+            let p = dir.join("Dockerfile");
+            let data = std::fs::read(&p).map_err(|_| {
+                exit_with(1, format!("failed to read dockerfile: open {}: no such file or directory", p.display()))
+            })?;
+            (data, "Dockerfile".to_string(), Some(p))
+        }
+    };
+    Ok(Inputs { dockerfile, dockerfile_name: name, dockerfile_path: path, context_dir, _tmp: tmp })
+}
+
+fn parse_build_args(raw: &[String]) -> BTreeMap<String, String> {
+    let mut m = BTreeMap::new();
+    for a in raw {
+        match a.split_once('=') {
+            Some((k, v)) => {
+                m.insert(k.to_string(), v.to_string());
+            }
+            None => {
+                // `--build-arg NAME` takes the value from the environment, if set.
+                if let Ok(v) = std::env::var(a) {
+                    m.insert(a.clone(), v);
+                }
+            }
+        }
+    }
+    m
+}
+
+fn csv_kv(s: &str) -> BTreeMap<String, String> {
+    s.split(',')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => (k.trim().to_lowercase(), v.trim().to_string()),
+            None => (p.trim().to_lowercase(), String::new()),
+        })
+        .collect()
+}
+
+fn parse_secrets(raw: &[String]) -> Result<BTreeMap<String, SecretSource>> {
+    let mut out = BTreeMap::new();
+    for s in raw {
+        let kv = csv_kv(s);
+        let id = kv
+            .get("id")
+            .cloned()
+            .ok_or_else(|| exit_with(1, format!("invalid secret {s:?}: id is required (id=NAME,src=FILE|env=VAR)")))?;
+        let src = kv.get("src").or_else(|| kv.get("source")).cloned();
+        let env = kv.get("env").cloned();
+        let source = match (src, env) {
+            (Some(p), _) => {
+                let p = PathBuf::from(p);
+                if !p.is_file() {
+                    return Err(exit_with(1, format!("secret {id}: file {} not found", p.display())));
+                }
+                SecretSource::File(p)
+            }
+            (None, Some(e)) => SecretSource::Env(e),
+            // Like buildx: an environment variable named like the id, else a file named like it.
+            (None, None) if std::env::var_os(&id).is_some() => SecretSource::Env(id.clone()),
+            (None, None) => SecretSource::File(PathBuf::from(&id)),
+        };
+        out.insert(id, source);
+    }
+    Ok(out)
+}
+
+/// `--output` parsing: `type=docker|oci|tar|local|image|registry,dest=…` or a bare path (local).
+#[derive(Debug)]
+enum Output {
+    Store,
+    DockerArchive(PathBuf),
+    OciArchive(PathBuf),
+    Tar(PathBuf),
+    Local(PathBuf),
+    Push,
+}
+
+fn parse_outputs(a: &BuildArgs) -> Result<Vec<Output>> {
+    let mut outs = Vec::new();
+    for o in &a.output {
+        let kv = if o.contains('=') {
+            csv_kv(o)
+        } else {
+            BTreeMap::from([("type".to_string(), "local".to_string()), ("dest".to_string(), o.clone())])
+        };
+        let ty = kv.get("type").map(String::as_str).unwrap_or("local");
+        let dest = kv.get("dest").map(PathBuf::from);
+        let push = kv.get("push").map(|v| v == "true").unwrap_or(false);
+        outs.push(match (ty, dest) {
+            ("docker", None) | ("image", None) if !push => Output::Store,
+            ("image", _) | ("registry", _) => Output::Push,
+            ("docker", Some(d)) => Output::DockerArchive(d),
+            ("oci", Some(d)) => Output::OciArchive(d),
+            ("tar", Some(d)) => Output::Tar(d),
+            ("local", Some(d)) => Output::Local(d),
+            (t, None) => return Err(exit_with(1, format!("output type {t:?} needs dest=PATH"))),
+            (t, _) => {
+                return Err(exit_with(
+                    1,
+                    format!("unsupported output type {t:?} (docker, oci, tar, local, image, registry)"),
+                ));
+            }
+        });
+    }
+    if a.load {
+        outs.push(Output::Store);
+    }
+    if a.push {
+        outs.push(Output::Push);
+    }
+    if outs.is_empty() {
+        outs.push(Output::Store);
+    }
+    Ok(outs)
+}
+
+/// Pulls base images through the registry client into the store.
+struct StoreProvider<'a> {
+    ctx: &'a Ctx,
+    store: Store,
+}
+
+impl Provider for StoreProvider<'_> {
+    fn image(&self, reference: &str, platform: &Platform, pull: bool) -> std::result::Result<ProvidedImage, String> {
+        let r = Reference::parse_normalized(reference).map_err(|e| format!("{reference}: {e}"))?.with_default_tag();
+        if !pull && let Ok(rec) = self.store.find_image(&r.to_string()) {
+            let desc =
+                crate::cmd::images::source_descriptor(&self.store, &r.to_string(), &rec).map_err(|e| e.to_string())?;
+            let d = self.store.resolve_manifest(&desc, Some(platform)).map_err(|e| e.to_string())?;
+            let image = self.store.load_image(&d).map_err(|e| e.to_string())?;
+            return Ok(ProvidedImage { name: r.to_string(), image });
+        }
+        let client = crate::cmd::registry::client(self.ctx).map_err(|e| e.to_string())?;
+        let src = Source::Registry(Box::new(berth_transport::registry::RegistrySource::new(client, r.clone())));
+        let sink = Sink::Store(StoreSink::new(&self.store).map_err(|e| e.to_string())?);
+        let opts = CopyOptions { platform: Some(platform.clone()), names: vec![r.clone()], ..Default::default() };
+        let copied = self
+            .ctx
+            .block_on(berth_transport::copy_one(&src, &sink, &opts, Arc::new(Quiet)))
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        let image = self.store.load_image(&copied.finished.desc).map_err(|e| e.to_string())?;
+        Ok(ProvidedImage { name: r.to_string(), image })
+    }
+
+    fn fetch(&self, url: &str, dest: &Path) -> std::result::Result<(), String> {
+        let status = std::process::Command::new("curl")
+            .args(["-fsSL", "--retry", "3", "-o"])
+            .arg(dest)
+            .arg(url)
+            .status()
+            .map_err(|e| format!("running curl to fetch {url}: {e}"))?;
+        if !status.success() {
+            return Err(format!("failed to fetch {url}: curl exited with {status}"));
+        }
+        Ok(())
+    }
+}
+
+pub fn build(ctx: &Ctx, a: &BuildArgs) -> Result<i32> {
+    let store = ctx.store()?.clone();
+    let inputs = inputs(a, &store)?;
+    let dockerfile_text = String::from_utf8_lossy(&inputs.dockerfile).to_string();
+    let mut build_args = parse_build_args(&a.build_arg);
+
+    // Lint and information requests work without building.
+    if a.check || a.print.as_deref() == Some("check") {
+        let ignore = inputs
+            .context_dir
+            .as_ref()
+            .and_then(|d| berth_dockerfile::load_ignore_file(d, inputs.dockerfile_path.as_deref()).ok().flatten())
+            .map(|f| f.patterns);
+        let report = berth_dockerfile::lint(
+            &inputs.dockerfile,
+            &berth_dockerfile::LintOptions {
+                build_args: build_args.clone(),
+                ignore_patterns: ignore,
+                ..Default::default()
+            },
+        );
+        eprint!("{}", berth_dockerfile::format_lint(&report, &dockerfile_text, &inputs.dockerfile_name));
+        let failed = report.fatal.is_some() || report.error.is_some() || !report.warnings.is_empty();
+        return Ok(if failed { 1 } else { 0 });
+    }
+    if let Some(p) = &a.print {
+        let out = match p.as_str() {
+            "outline" => berth_dockerfile::format_outline(
+                &berth_dockerfile::outline(
+                    &inputs.dockerfile,
+                    &berth_dockerfile::PlanOptions {
+                        build_args: build_args.clone(),
+                        target: a.target.clone(),
+                        ..Default::default()
+                    },
+                )
+                .map_err(|e| render_df_error(&e, &dockerfile_text, &inputs.dockerfile_name))?,
+            ),
+            "targets" => berth_dockerfile::format_targets(
+                &berth_dockerfile::targets(&inputs.dockerfile)
+                    .map_err(|e| render_df_error(&e, &dockerfile_text, &inputs.dockerfile_name))?,
+            ),
+            other => return Err(exit_with(1, format!("unknown --print value {other:?} (outline, targets, check)"))),
+        };
+        print!("{out}");
+        return Ok(0);
+    }
+
+    let host = Platform::host();
+    let platform = match &a.platform {
+        Some(p) => {
+            let wanted = Platform::parse(p).map_err(|e| exit_with(1, e.to_string()))?;
+            if !host.matches(&wanted) && !wanted.matches(&host) {
+                return Err(exit_with(
+                    1,
+                    format!(
+                        "building for {wanted} is not supported on this {host} host yet (no multi-platform builds)"
+                    ),
+                ));
+            }
+            host.clone()
+        }
+        None => host.clone(),
+    };
+    let source_date_epoch = build_args
+        .get("SOURCE_DATE_EPOCH")
+        .cloned()
+        .or_else(|| std::env::var("SOURCE_DATE_EPOCH").ok())
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<i64>()
+                .map_err(|_| exit_with(1, format!("invalid SOURCE_DATE_EPOCH {s:?}: expected seconds since the epoch")))
+        })
+        .transpose()?;
+    if let Some(e) = source_date_epoch {
+        build_args.entry("SOURCE_DATE_EPOCH".into()).or_insert_with(|| e.to_string());
+    }
+    let network = match a.network.as_str() {
+        "default" | "" => Network::Default,
+        "host" => Network::Host,
+        "none" => Network::None,
+        other => {
+            return Err(exit_with(
+                1,
+                format!("network mode {other:?} not supported by the builder (default, host, none)"),
+            ));
+        }
+    };
+    let mut named = BTreeMap::new();
+    for bc in &a.build_context {
+        let (name, val) = bc
+            .split_once('=')
+            .ok_or_else(|| exit_with(1, format!("invalid --build-context {bc:?}: expected name=value")))?;
+        let nc = if let Some(img) = val.strip_prefix("docker-image://") {
+            NamedContext::Image(img.to_string())
+        } else if val.contains("://") {
+            return Err(exit_with(
+                1,
+                format!("build context {val:?}: only directories and docker-image:// are supported"),
+            ));
+        } else {
+            NamedContext::Dir(
+                std::fs::canonicalize(val).map_err(|e| exit_with(1, format!("build context {name}: {val}: {e}")))?,
+            )
+        };
+        named.insert(name.to_string(), nc);
+    }
+    let mut tags = Vec::new();
+    for t in &a.tag {
+        let r = Reference::parse_normalized(t).map_err(|e| exit_with(1, format!("invalid tag {t:?}: {e}")))?;
+        tags.push(r.with_default_tag());
+    }
+    let mut labels = BTreeMap::new();
+    for l in &a.label {
+        let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
+        labels.insert(k.to_string(), v.to_string());
+    }
+    let outputs = parse_outputs(a)?;
+    if !a.cache_from.is_empty() || !a.cache_to.is_empty() {
+        tracing::warn!(
+            "--cache-from/--cache-to: the local cache in the store is always used; external cache import/export is not implemented yet"
+        );
+    }
+
+    let cache = berth_build::Cache::open(&store)?;
+    let context = match &inputs.context_dir {
+        Some(d) => {
+            let ignore = berth_dockerfile::load_ignore_file(d, inputs.dockerfile_path.as_deref())
+                .with_context(|| format!("reading .dockerignore in {}", d.display()))?
+                .map(|f| f.patterns)
+                .unwrap_or_default();
+            Context::load(d, ignore, Some(&cache.stat_dir()))?
+        }
+        None => Context::empty(),
+    };
+    let mut runtime = berth_runtime::RuntimeOptions::default();
+    if let Some(r) = &a.runtime {
+        runtime.backend = berth_runtime::Backend::External(r.clone());
+    }
+    let add_hosts =
+        a.add_host.iter().filter_map(|h| h.split_once(':').map(|(a, b)| (a.to_string(), b.to_string()))).collect();
+    let opts = BuildOptions {
+        dockerfile: inputs.dockerfile.clone(),
+        dockerfile_name: inputs.dockerfile_name.clone(),
+        context: Arc::new(context),
+        build_args,
+        target: a.target.clone(),
+        no_cache: a.no_cache,
+        no_cache_filter: a.no_cache_filter.clone(),
+        pull: a.pull,
+        secrets: parse_secrets(&a.secret)?,
+        network,
+        platform,
+        named_contexts: named,
+        source_date_epoch,
+        runtime,
+        add_hosts,
+    };
+
+    let mode = if a.quiet {
+        BuildMode::Quiet
+    } else {
+        BuildMode::resolve(Some(a.progress.as_str()), None, std::io::stderr().is_terminal())
+            .map_err(|e| exit_with(1, e.to_string()))?
+    };
+    let progress = BuildProgress::stderr(mode);
+    // SAFETY: installing a handler that only stores to an atomic.
+    unsafe { libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t) };
+
+    let provider = StoreProvider { ctx, store: store.clone() };
+    let result = berth_build::build(&store, &opts, &provider, &progress);
+    let out = match result {
+        Ok(o) => o,
+        Err(e) => {
+            progress.finish();
+            if INTERRUPTED.load(Ordering::SeqCst) {
+                eprintln!("ERROR: failed to solve: build canceled");
+                return Ok(130);
+            }
+            if let Some(r) = e.range() {
+                eprint!("{}", berth_dockerfile::render_source(&dockerfile_text, &inputs.dockerfile_name, r));
+            }
+            eprintln!("ERROR: failed to solve: {e}");
+            return Ok(1);
+        }
+    };
+
+    // Export.
+    let v = "export";
+    progress.start(v, "exporting to image");
+    let (manifest, id) = berth_build::export_image(&store, &out.state, &labels)?;
+    progress.log(v, berth_output::progress::LogStream::Stdout, format!("writing image {id}\n").as_bytes());
+    let mut ran_store = false;
+    for o in &outputs {
+        match o {
+            Output::Store | Output::Push => {
+                if !ran_store {
+                    ran_store = true;
+                    if tags.is_empty() {
+                        let now = berth_store::now_rfc3339();
+                        let m = manifest.clone();
+                        store.update_refs(|t| {
+                            t.keep_dangling(&m, &now);
+                            Ok(())
+                        })?;
+                    }
+                    for t in &tags {
+                        progress.log(
+                            v,
+                            berth_output::progress::LogStream::Stdout,
+                            format!("naming to {t}\n").as_bytes(),
+                        );
+                        store.set_ref(t, manifest.clone())?;
+                    }
+                }
+            }
+            Output::DockerArchive(p) | Output::OciArchive(p) => {
+                let fmt =
+                    if matches!(o, Output::DockerArchive(_)) { ArchiveFormat::Docker } else { ArchiveFormat::Oci };
+                if tags.is_empty() {
+                    let now = berth_store::now_rfc3339();
+                    let m = manifest.clone();
+                    store.update_refs(|t| {
+                        t.keep_dangling(&m, &now);
+                        Ok(())
+                    })?;
+                }
+                let src = Source::open_local(&Endpoint::Store(id.to_string()), Some(&store))?;
+                let sink = Sink::Archive(ArchiveSink::new(fmt, p, None, None)?);
+                let copts = CopyOptions { names: tags.clone(), ..Default::default() };
+                ctx.block_on(berth_transport::copy_one(&src, &sink, &copts, Arc::new(Quiet)))??;
+            }
+            Output::Tar(p) | Output::Local(p) => {
+                export_filesystem(&store, &out.state, p, matches!(o, Output::Tar(_)))?;
+            }
+        }
+    }
+    progress.done(v);
+    progress.finish();
+    if let Some(f) = &a.iidfile {
+        std::fs::write(f, id.to_string()).with_context(|| format!("writing {}", f.display()))?;
+    }
+    if outputs.iter().any(|o| matches!(o, Output::Push)) {
+        for t in &tags {
+            let pa = crate::cli::PushArgs {
+                all_tags: false,
+                quiet: a.quiet,
+                max_concurrent_uploads: 5,
+                compression_format: "gzip".into(),
+                disable_content_trust: false,
+                name: t.to_string(),
+            };
+            crate::cmd::registry::push(ctx, &pa)?;
+        }
+    }
+    if a.quiet {
+        println!("{id}");
+    }
+    Ok(0)
+}
+
+/// `-o type=local|tar`: the final filesystem, layers applied in order with whiteouts.
+fn export_filesystem(store: &Store, state: &berth_build::State, dest: &Path, as_tar: bool) -> Result<()> {
+    let tmp = tempfile::Builder::new().prefix("berth-export-").tempdir_in(store.root().join("tmp"))?;
+    let dir = if as_tar { tmp.path().to_path_buf() } else { dest.to_path_buf() };
+    std::fs::create_dir_all(&dir)?;
+    for l in &state.layers {
+        let f = store.open_blob(&l.blob.digest)?;
+        berth_archive::apply_layer(&dir, std::io::BufReader::new(f), &berth_archive::ApplyOptions::default())
+            .with_context(|| format!("applying layer {}", l.diff_id))?;
+    }
+    if as_tar {
+        let out: Box<dyn Write> =
+            if dest.as_os_str() == "-" { Box::new(std::io::stdout()) } else { Box::new(std::fs::File::create(dest)?) };
+        berth_archive::write_tree(&dir, out, &berth_archive::TreeOptions::default())?;
+    }
+    Ok(())
+}
+
+fn render_df_error(e: &berth_dockerfile::Error, text: &str, name: &str) -> anyhow::Error {
+    eprint!("{}", berth_dockerfile::render_error(e, text, name));
+    exit_with(1, "")
+}
+
+#[allow(dead_code)]
+fn unused(_: anyhow::Error) -> anyhow::Error {
+    anyhow!("")
+}
