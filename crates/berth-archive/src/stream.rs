@@ -105,9 +105,126 @@ impl<W: Write> Write for LayerWriter<W> {
     }
 }
 
+/// Reads `inner` on a helper thread, `depth` chunks of `chunk` bytes ahead of the consumer.
+///
+/// For pulls: wrap the [`LayerReader`] (decompression and both hashes) so that they run on one
+/// core while [`crate::apply_tar`] writes files on the caller's thread. [`ReadAhead::finish`]
+/// joins the thread and gives the reader back (to call `LayerReader::finish`).
+pub struct ReadAhead<R: Read + Send + 'static> {
+    rx: Option<std::sync::mpsc::Receiver<io::Result<Vec<u8>>>>,
+    recycle: std::sync::mpsc::SyncSender<Vec<u8>>,
+    handle: Option<std::thread::JoinHandle<R>>,
+    cur: Vec<u8>,
+    pos: usize,
+    eof: bool,
+}
+
+impl<R: Read + Send + 'static> ReadAhead<R> {
+    pub fn new(mut inner: R, chunk: usize, depth: usize) -> io::Result<ReadAhead<R>> {
+        let depth = depth.max(1);
+        let chunk = chunk.max(4096);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(depth);
+        let (recycle, spare) = std::sync::mpsc::sync_channel::<Vec<u8>>(depth + 2);
+        let handle = std::thread::Builder::new().name("berth-readahead".into()).spawn(move || {
+            loop {
+                let mut buf = spare.try_recv().unwrap_or_else(|_| Vec::with_capacity(chunk));
+                buf.resize(chunk, 0);
+                let mut n = 0;
+                let res = loop {
+                    if n == chunk {
+                        break Ok(());
+                    }
+                    match inner.read(buf.get_mut(n..).unwrap_or_default()) {
+                        Ok(0) => break Ok(()),
+                        Ok(k) => n += k,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => break Err(e),
+                    }
+                };
+                buf.truncate(n);
+                let done = n == 0 || res.is_err();
+                let msg = match res {
+                    Ok(()) => Ok(buf),
+                    Err(e) => Err(e),
+                };
+                // The consumer went away: stop reading.
+                if tx.send(msg).is_err() || done {
+                    return inner;
+                }
+            }
+        })?;
+        Ok(ReadAhead { rx: Some(rx), recycle, handle: Some(handle), cur: Vec::new(), pos: 0, eof: false })
+    }
+
+    /// Waits for the helper thread and returns the inner reader. Data not yet consumed is
+    /// dropped; call it after reading to the end.
+    pub fn finish(mut self) -> io::Result<R> {
+        self.rx = None;
+        let h = self.handle.take().ok_or_else(|| io::Error::other("read-ahead already finished"))?;
+        h.join().map_err(|_| io::Error::other("read-ahead thread panicked"))
+    }
+}
+
+impl<R: Read + Send + 'static> Read for ReadAhead<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos >= self.cur.len() {
+            if self.eof {
+                return Ok(0);
+            }
+            let Some(rx) = self.rx.as_ref() else { return Ok(0) };
+            match rx.recv() {
+                Ok(Ok(next)) => {
+                    if next.is_empty() {
+                        self.eof = true;
+                    }
+                    let old = std::mem::replace(&mut self.cur, next);
+                    let _ = self.recycle.try_send(old);
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => {
+                    self.eof = true;
+                    return Err(e);
+                }
+                Err(_) => {
+                    self.eof = true;
+                    return Ok(0);
+                }
+            }
+        }
+        let avail = self.cur.get(self.pos..).unwrap_or_default();
+        let n = avail.len().min(buf.len());
+        if let (Some(d), Some(s)) = (buf.get_mut(..n), avail.get(..n)) {
+            d.copy_from_slice(s);
+        }
+        self.pos += n;
+        Ok(n)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn read_ahead_passes_everything_through() {
+        let data: Vec<u8> = (0..3_000_001u32).map(|i| (i % 251) as u8).collect();
+        let blob = {
+            let mut w = LayerWriter::new(Vec::new(), &CompressOptions::new(Compression::Gzip)).unwrap();
+            w.write_all(&data).unwrap();
+            w.finish().unwrap()
+        };
+        let r = LayerReader::new(std::io::Cursor::new(blob.0)).unwrap();
+        let mut ra = ReadAhead::new(r, 65536, 4).unwrap();
+        let mut out = Vec::new();
+        ra.read_to_end(&mut out).unwrap();
+        assert_eq!(out, data);
+        let (_, d) = ra.finish().unwrap().finish().unwrap();
+        assert_eq!(d, blob.1);
+        // Errors come through.
+        let r = LayerReader::new(std::io::Cursor::new(vec![0x1f, 0x8b, 8, 0, 1, 2, 3])).unwrap();
+        let mut ra = ReadAhead::new(r, 65536, 4).unwrap();
+        assert!(ra.read_to_end(&mut Vec::new()).is_err());
+    }
 
     #[test]
     fn digests_both_ways() {

@@ -53,6 +53,9 @@ fn fix_checksums(t: &mut [u8]) {
 fn mutate(rng: &mut Rng, seeds: &[Vec<u8>]) -> Vec<u8> {
     let mut t = seeds[rng.below(seeds.len())].clone();
     for _ in 0..1 + rng.below(4) {
+        if t.is_empty() {
+            break;
+        }
         match rng.below(7) {
             0 => {
                 let i = rng.below(t.len());
