@@ -51,7 +51,7 @@ export LC_ALL=C
 
 # Recipe versions of the expensive, cached steps. Bump one when its recipe changes.
 BIG_KEY=big-v1
-DEBIAN_KEY=debian-bookworm-minbase-v1
+DEBIAN_KEY=debian-bookworm-minbase-v2
 PYTHON_KEY=python-v1
 NODE_KEY=node-v1
 
@@ -485,6 +485,13 @@ APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/a
 Dir::Cache::pkgcache "";
 Dir::Cache::srcpkgcache "";
 EOF
+	# This machine reaches PyPI and npm through an egress proxy with its own CA. Images built
+	# here stand in for the official ones on *this* network, so they trust the same extra CAs
+	# the host trusts (ca-certificates, once installed in a layer, adds them to the bundle).
+	mkdir -p "$root/usr/local/share/ca-certificates"
+	for c in /usr/local/share/ca-certificates/*.crt; do
+		[[ -f $c ]] && cp "$c" "$root/usr/local/share/ca-certificates/"
+	done
 	echo 'Acquire::Languages "none";' >"$root/etc/apt/apt.conf.d/docker-no-languages"
 	echo 'Apt::AutoRemove::SuggestsImportant "false";' >"$root/etc/apt/apt.conf.d/docker-autoremove-suggests"
 	tar_tree "$root" "$DEBIAN_TAR.tmp"

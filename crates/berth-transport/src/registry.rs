@@ -25,16 +25,51 @@ impl From<RegistryError> for TransportError {
 
 pub struct RegistrySource {
     client: Client,
-    reference: Reference,
+    /// What the user asked for (names in the store use it).
+    requested: Reference,
+    /// Where content actually comes from: the first mirror that answered, or the registry.
+    active: std::sync::RwLock<Reference>,
+    /// Mirrors to try first (configured `registry-mirrors` / registries.conf mirrors).
+    mirrors: Vec<Reference>,
 }
 
 impl RegistrySource {
+    /// A source for `reference`. Pulls try the configured mirrors of its registry first and
+    /// fall back to the registry itself, as Docker does with `registry-mirrors`.
     pub fn new(client: Client, reference: Reference) -> RegistrySource {
-        RegistrySource { client, reference }
+        let name = format!("{}/{}", reference.domain(), reference.path());
+        let mirrors = client
+            .options()
+            .registries
+            .mirrors(&name)
+            .into_iter()
+            .filter(|m| !m.digest_only || reference.digest().is_some())
+            .filter_map(|m| {
+                let loc = m.location.trim_end_matches('/');
+                let loc = loc.split_once("://").map(|(_, r)| r).unwrap_or(loc);
+                let mut s = format!("{loc}/{}", reference.path());
+                if let Some(t) = reference.tag() {
+                    s.push(':');
+                    s.push_str(t);
+                }
+                if let Some(d) = reference.digest() {
+                    s.push('@');
+                    s.push_str(&d.to_string());
+                }
+                Reference::parse(&s).ok()
+            })
+            .collect();
+        RegistrySource { client, requested: reference.clone(), active: std::sync::RwLock::new(reference), mirrors }
     }
 
-    pub fn reference(&self) -> &Reference {
-        &self.reference
+    /// Where content is read from (a mirror once one answered).
+    pub fn reference(&self) -> Reference {
+        self.active.read().map(|r| r.clone()).unwrap_or_else(|e| e.into_inner().clone())
+    }
+
+    /// What was asked for.
+    pub fn requested(&self) -> &Reference {
+        &self.requested
     }
 
     pub fn client(&self) -> &Client {
@@ -42,23 +77,42 @@ impl RegistrySource {
     }
 
     pub fn location(&self) -> String {
-        format!("docker://{}", self.reference)
+        format!("docker://{}", self.requested)
     }
 
+    /// Fetches the top-level manifest, trying mirrors first; the first that answers becomes
+    /// the source of every later read.
     pub async fn root(&self) -> Result<Root> {
-        let m = self.client.get_manifest(&self.reference).await?;
+        let mut chosen = None;
+        for m in &self.mirrors {
+            match self.client.get_manifest(m).await {
+                Ok(x) => {
+                    chosen = Some((m.clone(), x));
+                    break;
+                }
+                Err(e) => tracing::debug!("mirror {m} failed, trying the next source: {e}"),
+            }
+        }
+        let (from, m) = match chosen {
+            Some(x) => x,
+            None => (self.requested.clone(), self.client.get_manifest(&self.requested).await?),
+        };
+        match self.active.write() {
+            Ok(mut g) => *g = from,
+            Err(e) => *e.into_inner() = from,
+        }
         let desc = Descriptor::new(&m.media_type, m.digest, m.bytes.len() as u64);
-        let names = if self.reference.tag().is_some() { vec![self.reference.without_digest()] } else { vec![] };
+        let names = if self.requested.tag().is_some() { vec![self.requested.without_digest()] } else { vec![] };
         Ok(Root { desc, bytes: m.bytes.to_vec(), names })
     }
 
     pub async fn read_manifest(&self, d: &Descriptor) -> Result<Vec<u8>> {
-        let r = self.reference.repo_only().with_digest(d.digest.clone());
+        let r = self.reference().repo_only().with_digest(d.digest.clone());
         Ok(self.client.get_manifest(&r).await?.bytes.to_vec())
     }
 
     pub async fn read_small_blob(&self, d: &Descriptor) -> Result<Vec<u8>> {
-        let mut r = self.client.get_blob(&self.reference, &d.digest, Some(d.size)).await?;
+        let mut r = self.client.get_blob(&self.reference(), &d.digest, Some(d.size)).await?;
         let mut v = Vec::with_capacity(d.size.min(1 << 24) as usize);
         (&mut r)
             .take(berth_types::MAX_MANIFEST_SIZE * 4)
@@ -69,7 +123,7 @@ impl RegistrySource {
     }
 
     pub async fn open_blob(&self, d: &Descriptor) -> Result<BlobRead> {
-        Ok(Box::new(self.client.get_blob(&self.reference, &d.digest, Some(d.size)).await?))
+        Ok(Box::new(self.client.get_blob(&self.reference(), &d.digest, Some(d.size)).await?))
     }
 }
 

@@ -140,7 +140,7 @@ impl Source {
         match self {
             Source::Registry(r) => {
                 let client = r.client().clone();
-                let reference = r.reference().clone();
+                let reference = r.reference();
                 let digest = d.digest.clone();
                 let size = d.size;
                 Ok(BlobSource::from_fn(move |offset| {
