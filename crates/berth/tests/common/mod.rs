@@ -595,6 +595,8 @@ impl Podman {
         c.arg("--runroot").arg(self.dir.path().join("run"));
         c.arg("--tmpdir").arg(self.dir.path().join("tmp"));
         c.args(args).stdin(Stdio::null());
+        // podman fails when DOCKER_CONFIG names a directory without config.json.
+        c.env_remove("DOCKER_CONFIG");
         c
     }
 
