@@ -195,7 +195,7 @@ impl Solver<'_> {
     #[allow(clippy::too_many_arguments)]
     fn step(
         &self,
-        st: &PlannedStage,
+        _st: &PlannedStage,
         step: &Step,
         parent: State,
         vname: &str,

@@ -9,6 +9,7 @@ use berth_store::Store;
 use crate::cli::Global;
 
 pub struct Ctx {
+    #[allow(dead_code)] // kept for commands that need the raw global flags
     pub global: Global,
     pub root: PathBuf,
     pub config_dir: PathBuf,

@@ -36,10 +36,28 @@ pub fn dispatch(ctx: &Ctx, cmd: Command) -> Result<i32> {
         Command::System(SystemCmd::Check(a)) => system::check(ctx, &a),
         Command::System(SystemCmd::Df(a)) => system::df(ctx, &a),
         Command::System(SystemCmd::Info) => system::info(ctx),
+        Command::Builder(BuilderCmd::Prune(a)) => system::builder_prune(ctx, &a),
+        Command::Builder(BuilderCmd::Du(a)) => system::builder_du(ctx, &a),
         Command::Version(a) => system::version(ctx, &a),
         Command::Debug(DebugCmd::DockerfileAst { file }) => {
-            let _ = file;
-            Err(not_yet("debug dockerfile-ast"))
+            let src = if file.as_os_str() == "-" {
+                let mut v = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin(), &mut v)?;
+                v
+            } else {
+                std::fs::read(&file).map_err(|e| exit_with(1, format!("{}: {e}", file.display())))?
+            };
+            match berth_dockerfile::dump_ast(&src) {
+                Ok(text) => {
+                    print!("{text}");
+                    Ok(0)
+                }
+                Err(e) => {
+                    let name = file.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+                    eprint!("{}", berth_dockerfile::render_error(&e, &String::from_utf8_lossy(&src), &name));
+                    Ok(1)
+                }
+            }
         }
         other => Err(not_yet(command_name(&other))),
     }

@@ -14,8 +14,25 @@ use crate::errors::exit_with;
 
 /// Content that must survive garbage collection besides named images: what containers and the
 /// build cache use.
-pub fn gc_roots(_ctx: &Ctx) -> Result<Roots> {
-    Ok(Roots::default())
+pub fn gc_roots(ctx: &Ctx) -> Result<Roots> {
+    let store = ctx.store()?;
+    let mut roots = berth_build::Cache::open(store)?.roots();
+    for id in images_in_use(ctx)? {
+        // Containers keep their image: its manifest entries are roots (walked by the store).
+        for rec in store.images()? {
+            if rec.id() == &id {
+                for e in &rec.entries {
+                    roots.blobs.insert(e.descriptor.digest.clone());
+                }
+            }
+        }
+    }
+    Ok(roots)
+}
+
+/// (all, running) containers.
+pub fn container_count(_ctx: &Ctx) -> (usize, usize) {
+    (0, 0)
 }
 
 /// Image IDs used by containers (they cannot be pruned).
@@ -56,13 +73,35 @@ pub fn df(ctx: &Ctx, a: &SystemDfArgs) -> Result<i32> {
     let total = crate::cmd::images::disk_usage(store);
     let active = images.iter().filter(|i| in_use.contains(i.id())).count();
     let reclaimable: u64 = images.iter().filter(|i| !in_use.contains(i.id())).map(|i| i.size).sum();
-    let rows = vec![serde_json::json!({
-        "Type": "Images",
-        "TotalCount": images.len().to_string(),
-        "Active": active.to_string(),
-        "Size": units::human_size(total as f64),
-        "Reclaimable": format!("{} ({}%)", units::human_size(reclaimable as f64), if total > 0 { reclaimable * 100 / total } else { 0 }),
-    })];
+    let cache = berth_build::Cache::open(store)?;
+    let records = cache.records();
+    let cache_size: u64 = records.iter().map(|(_, r)| r.size).sum::<u64>() + cache.mounts_size();
+    let build_row = serde_json::json!({
+        "Type": "Build Cache",
+        "TotalCount": records.len().to_string(),
+        "Active": "0",
+        "Size": units::human_size(cache_size as f64),
+        "Reclaimable": units::human_size(cache_size as f64),
+    });
+    let containers = crate::cmd::system::container_count(ctx);
+    let containers_row = serde_json::json!({
+        "Type": "Containers",
+        "TotalCount": containers.0.to_string(),
+        "Active": containers.1.to_string(),
+        "Size": "0B",
+        "Reclaimable": "0B",
+    });
+    let rows = vec![
+        serde_json::json!({
+            "Type": "Images",
+            "TotalCount": images.len().to_string(),
+            "Active": active.to_string(),
+            "Size": units::human_size(total as f64),
+            "Reclaimable": format!("{} ({}%)", units::human_size(reclaimable as f64), if total > 0 { reclaimable * 100 / total } else { 0 }),
+        }),
+        containers_row,
+        build_row,
+    ];
     let mut out = std::io::stdout().lock();
     let _ = a.verbose;
     berth_output::write_list(
@@ -119,5 +158,109 @@ pub fn version(_ctx: &Ctx, a: &VersionArgs) -> Result<i32> {
             writeln!(out, "\nServer: none (berth is daemonless)")?;
         }
     }
+    Ok(0)
+}
+
+/// `builder prune`: removes build cache records (all with `-a`; otherwise those whose layers no
+/// image uses), honouring `until=` and `--keep-storage`, then collects unreferenced content.
+pub fn builder_prune(ctx: &Ctx, a: &crate::cli::BuilderPruneArgs) -> Result<i32> {
+    let store = ctx.store()?;
+    let cache = berth_build::Cache::open(store)?;
+    let filters = crate::cmd::images::Filters::parse(&a.filter, &["until", "unused-for"])?;
+    if !a.force {
+        let w = if a.all {
+            "WARNING! This will remove all build cache."
+        } else {
+            "WARNING! This will remove all dangling build cache."
+        };
+        if !crate::cmd::confirm(w) {
+            return Ok(0);
+        }
+    }
+    let now = chrono::Utc::now().timestamp();
+    let until = match filters.get("until").first().or(filters.get("unused-for").first()) {
+        Some(v) => Some(
+            now - units::parse_go_duration(v)
+                .map_err(|e| exit_with(1, format!("invalid filter 'until={v}': {e}")))?
+                .as_secs() as i64,
+        ),
+        None => None,
+    };
+    let keep = a
+        .keep_storage
+        .as_deref()
+        .map(|s| units::ram_in_bytes(s).map_err(|e| exit_with(1, format!("invalid --keep-storage {s:?}: {e}"))))
+        .transpose()?
+        .map(|n| n.max(0) as u64);
+    // Layers images use: their cache records are not "dangling".
+    let mut in_images = HashSet::new();
+    for rec in store.images()? {
+        in_images.extend(rec.image.config.rootfs.diff_ids.iter().cloned());
+    }
+    let mut records = cache.records();
+    records.sort_by_key(|(_, r)| r.last_used);
+    let mut total: u64 = records.iter().map(|(_, r)| r.size).sum();
+    let before = crate::cmd::images::disk_usage(store) + cache.mounts_size();
+    let mut deleted = Vec::new();
+    for (key, r) in &records {
+        let old_enough = until.is_none_or(|u| r.last_used < u);
+        let dangling = r.state.layers.last().is_none_or(|l| !in_images.contains(&l.diff_id));
+        let over_budget = keep.is_some_and(|k| total > k);
+        let selected = if keep.is_some() { over_budget && old_enough } else { old_enough && (a.all || dangling) };
+        if selected {
+            cache.remove(key);
+            total = total.saturating_sub(r.size);
+            deleted.push(key.clone());
+        }
+    }
+    if a.all && until.is_none() && keep.is_none() {
+        cache.clear_mounts()?;
+    }
+    let roots = gc_roots(ctx)?;
+    store.gc(&roots)?;
+    let after = crate::cmd::images::disk_usage(store) + cache.mounts_size();
+    let mut out = std::io::stdout().lock();
+    if !deleted.is_empty() {
+        writeln!(out, "Deleted build cache objects:")?;
+        for d in &deleted {
+            writeln!(out, "{}", &d[..d.len().min(25)])?;
+        }
+        writeln!(out)?;
+    }
+    writeln!(out, "Total:\t{}", units::human_size(before.saturating_sub(after) as f64))?;
+    Ok(0)
+}
+
+/// `builder du`: build cache records and their sizes.
+pub fn builder_du(ctx: &Ctx, a: &crate::cli::BuilderDuArgs) -> Result<i32> {
+    let store = ctx.store()?;
+    let cache = berth_build::Cache::open(store)?;
+    let mut records = cache.records();
+    records.sort_by_key(|(_, r)| std::cmp::Reverse(r.size));
+    let mut out = std::io::stdout().lock();
+    let now = chrono::Utc::now().timestamp();
+    if a.verbose {
+        for (k, r) in &records {
+            writeln!(
+                out,
+                "ID:\t\t{k}\nDescription:\t{}\nSize:\t\t{}\nLast used:\t{}\n",
+                r.description,
+                units::human_size(r.size as f64),
+                units::created_since(r.last_used, now)
+            )?;
+        }
+    } else {
+        writeln!(out, "{:<28}{:<12}{:<12}", "ID", "RECLAIMABLE", "SIZE")?;
+        for (k, r) in records.iter().filter(|(_, r)| r.size > 0) {
+            writeln!(out, "{:<28}{:<12}{:<12}", &k[..k.len().min(25)], "true", units::human_size(r.size as f64))?;
+        }
+    }
+    let total: u64 = records.iter().map(|(_, r)| r.size).sum();
+    writeln!(
+        out,
+        "Reclaimable:\t{}\nTotal:\t\t{}",
+        units::human_size(total as f64),
+        units::human_size((total + cache.mounts_size()) as f64)
+    )?;
     Ok(0)
 }
