@@ -117,6 +117,11 @@ fn bench_walk() {
     std::fs::write(root.join(".dockerignore"), IGNORE).expect("write");
     let patterns = read_ignore_file(IGNORE);
     assert_eq!(patterns.len(), 20, "pattern count");
+    let t = Instant::now();
+    for _ in 0..20 {
+        std::hint::black_box(berth_dockerfile::PatternMatcher::new(&patterns).expect("patterns"));
+    }
+    println!("  compile 20 patterns: {:.3} ms", t.elapsed().as_secs_f64() * 1e3 / 20.0);
     let mut times = Vec::new();
     let mut kept = 0;
     for i in 0..11 {

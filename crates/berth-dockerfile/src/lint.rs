@@ -210,6 +210,7 @@ const PLATFORM_ARGS: &[&str] = &[
     "TARGETOS",
     "TARGETARCH",
     "TARGETVARIANT",
+    "TARGETSTAGE",
 ];
 
 /// A loose check of a Docker image reference, enough to flag the results

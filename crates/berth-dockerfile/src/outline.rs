@@ -56,6 +56,7 @@ fn is_builtin(name: &str) -> bool {
             | "TARGETOS"
             | "TARGETARCH"
             | "TARGETVARIANT"
+            | "TARGETSTAGE"
     ) || name.starts_with("BUILDKIT_")
 }
 

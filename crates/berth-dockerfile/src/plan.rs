@@ -607,6 +607,11 @@ pub fn plan_parsed(parsed: &Parsed, opts: &PlanOptions) -> Result<Plan> {
             }
         }
     }
+    // TARGETSTAGE: the stage being built ("default" when unnamed); like the
+    // platform args it needs `ARG TARGETSTAGE` inside a stage.
+    let stage_name = if names[target].is_empty() { "default".to_string() } else { names[target].clone() };
+    let stage_name = opts.build_args.get("TARGETSTAGE").cloned().unwrap_or(stage_name);
+    global.set("TARGETSTAGE", &stage_name, VarKind::Arg);
     let reachable: Vec<usize> = (0..pre.len()).filter(|i| colour[*i] == 2 || opts.all_stages).collect();
 
     // Dispatch reachable stages in order.
@@ -991,6 +996,15 @@ mod tests {
         assert_eq!(p.stages.iter().map(|s| s.index).collect::<Vec<_>>(), vec![0, 1]);
         let e = plan(src, &PlanOptions { target: Some("tols".into()), ..opts() }).unwrap_err();
         assert_eq!(e.message(), "target stage \"tols\" could not be found (did you mean tools?)");
+    }
+
+    #[test]
+    fn targetstage() {
+        let src = b"FROM a AS one\nARG TARGETSTAGE\nRUN x\nFROM b\nARG TARGETSTAGE\nRUN y\n";
+        let p = plan(src, &PlanOptions { target: Some("one".into()), ..opts() }).unwrap();
+        assert_eq!(run_env(&p.stages[0].steps[1], "TARGETSTAGE").as_deref(), Some("one"));
+        let p = plan(src, &opts()).unwrap();
+        assert_eq!(run_env(&p.stage(1).unwrap().steps[1], "TARGETSTAGE").as_deref(), Some("default"));
     }
 
     #[test]
