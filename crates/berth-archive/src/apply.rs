@@ -16,7 +16,7 @@ use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::rc::Rc;
 
 use rustix::fs::{
@@ -176,7 +176,6 @@ struct CachedDir {
 struct Applier<'o> {
     opts: &'o ApplyOptions,
     root: Rc<OwnedFd>,
-    root_path: PathBuf,
     euid: u32,
     egid: u32,
     umask: u32,
@@ -217,7 +216,6 @@ impl<'o> Applier<'o> {
         Ok(Applier {
             opts,
             root: Rc::new(root),
-            root_path: target.to_path_buf(),
             euid: rustix::process::geteuid().as_raw(),
             egid: rustix::process::getegid().as_raw(),
             umask: current_umask(),
@@ -332,7 +330,7 @@ impl<'o> Applier<'o> {
         }
         match h.kind {
             EntryKind::Dir => self.make_dir(h, &path, parent, name).map_err(ctx("create directory"))?,
-            EntryKind::File => self.make_file(h, &path, parent, name, data)?,
+            EntryKind::File => self.make_file(h, parent, name, data)?,
             EntryKind::Symlink => self.make_symlink(h, parent, name).map_err(ctx("create symlink"))?,
             EntryKind::Hardlink => self.make_hardlink(h, parent, name)?,
             EntryKind::Fifo | EntryKind::Char | EntryKind::Block => {
@@ -467,7 +465,7 @@ impl<'o> Applier<'o> {
         Ok(())
     }
 
-    fn make_file<R: Read>(&mut self, h: &Header, _path: &[u8], parent: &[u8], name: &[u8], data: &mut R) -> Result<()> {
+    fn make_file<R: Read>(&mut self, h: &Header, parent: &[u8], name: &[u8], data: &mut R) -> Result<()> {
         let ctx = |op: &'static str| {
             move |e: io::Error| Error::Apply { path: h.display_path(), offset: h.offset, op, source: e }
         };
@@ -645,7 +643,7 @@ impl<'o> Applier<'o> {
             move |e: io::Error| Error::Apply { path: h.display_path(), offset: h.offset, op, source: e }
         };
         if wh == b".wh..opq" {
-            return self.opaque(h, parent).map_err(ctx("opaque directory"));
+            return self.opaque(parent).map_err(ctx("opaque directory"));
         }
         if wh.starts_with(b".wh.") {
             self.skip(&h.path, SkipReason::AufsMeta);
@@ -692,7 +690,7 @@ impl<'o> Applier<'o> {
         Ok(())
     }
 
-    fn opaque(&mut self, h: &Header, dir: &[u8]) -> io::Result<()> {
+    fn opaque(&mut self, dir: &[u8]) -> io::Result<()> {
         self.report.opaque_dirs += 1;
         match self.opts.whiteouts {
             WhiteoutMode::Flatten => {
@@ -702,7 +700,6 @@ impl<'o> Applier<'o> {
                     Err(e) => return Err(e),
                 };
                 self.cache = None;
-                let _ = h;
                 clear_lower(&dfd, dir, &self.ours)
             }
             WhiteoutMode::Overlay(x) => {
@@ -733,7 +730,6 @@ impl<'o> Applier<'o> {
                 let _ = utimensat(&*pfd, name, &t, AtFlags::SYMLINK_NOFOLLOW);
             }
         }
-        let _ = &self.root_path;
     }
 }
 
