@@ -107,7 +107,10 @@ fn exec_embedded(
     let sock = dir.join("console.sock");
     let listener = if ex.tty { Some(UnixListener::bind(&sock).ctx("bind console socket", &sock)?) } else { None };
     let mut b = ContainerBuilder::new(id.to_owned(), SyscallType::default())
-        .with_executor(BerthExecutor { init: false })
+        .with_executor(BerthExecutor {
+            init: false,
+            winsize: if ex.tty && matches!(stdio, Stdio::Inherit) { crate::io::host_winsize() } else { None },
+        })
         .with_root_path(opts.lc_root())
         .map_err(|e| lc_err(id, err_chain(&e)))?;
     if let Some(f) = w.child_stdin {

@@ -22,6 +22,10 @@ pub(crate) const MARK_126: &str = "berth-exec-126: ";
 #[derive(Clone)]
 pub(crate) struct BerthExecutor {
     pub init: bool,
+    /// Initial pty size (rows, cols), applied to the container's terminal before the
+    /// command starts (libcontainer ignores `process.consoleSize`; setting it from the
+    /// host after start would race with the command's first `TIOCGWINSZ`).
+    pub winsize: Option<(u16, u16)>,
 }
 
 /// Docker's lookup: `Ok(path)` or `(exit code, message)`.
@@ -131,6 +135,11 @@ impl Executor for BerthExecutor {
         let (args, path) = spec_args_env(spec);
         let arg0 = args.first().cloned().unwrap_or_default();
         let resolved = lookup(&arg0, &path, Path::new("/")).map_err(|(_, m)| ExecutorError::Other(m))?;
+        if let Some((rows, cols)) = self.winsize {
+            let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+            // SAFETY: TIOCSWINSZ reads a winsize we own; fd 0 is the container's pty.
+            unsafe { libc::ioctl(0, libc::TIOCSWINSZ, &ws) };
+        }
         if self.init {
             run_init(&resolved, &args);
         }

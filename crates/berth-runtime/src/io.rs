@@ -92,6 +92,18 @@ pub(crate) fn is_tty(fd: RawFd) -> bool {
     unsafe { libc::isatty(fd) == 1 }
 }
 
+/// The window size of our terminal (stdin, else stdout), if it is one.
+pub(crate) fn host_winsize() -> Option<(u16, u16)> {
+    for fd in [0, 1] {
+        let mut ws = libc::winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 };
+        // SAFETY: TIOCGWINSZ writes into a winsize we own.
+        if unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) } == 0 && ws.ws_row > 0 {
+            return Some((ws.ws_row, ws.ws_col));
+        }
+    }
+    None
+}
+
 /// Copy the window size of `from` (a terminal) to `to` (the pty master).
 pub(crate) fn copy_winsize(from: RawFd, to: RawFd) {
     let mut ws: libc::winsize = libc::winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 };

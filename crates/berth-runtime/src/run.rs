@@ -430,7 +430,10 @@ fn run_embedded(
         None
     };
     let mut builder = ContainerBuilder::new(id.to_owned(), SyscallType::default())
-        .with_executor(BerthExecutor { init: cfg.init })
+        .with_executor(BerthExecutor {
+            init: cfg.init,
+            winsize: if cfg.tty && matches!(stdio, Stdio::Inherit) { crate::io::host_winsize() } else { None },
+        })
         .with_root_path(&lc_root)
         .map_err(|e| lc_err(id, err_chain(&e)))?;
     if let Some(f) = wiring.child_stdin {

@@ -169,34 +169,46 @@ fn health_check_transitions() {
     let o = opts();
     let s = store();
     let id = unique_id("health");
-    let mut c = config(&id, &["sh", "-c", "sleep 0.6; touch /tmp/ready; sleep 1.2; rm /tmp/ready; sleep 60"]);
+    // The probe reads a file the test controls through a bind mount, so the
+    // transitions do not depend on timing.
+    let ctl = tmp_base().join(format!("ctl-{id}"));
+    std::fs::create_dir_all(&ctl).unwrap();
+    let mut c = config(&id, &["sleep", "60"]);
+    c.mounts = vec![MountSpec::Bind { source: ctl.clone(), target: "/ctl".into(), readonly: true }];
     c.healthcheck = Some(HealthConfig {
-        test: vec!["CMD-SHELL".into(), "cat /tmp/ready".into()],
-        interval: 200_000_000,
-        timeout: 2_000_000_000,
-        // Failures before /tmp/ready exists fall in the start period and do not count.
-        start_period: 1_000_000_000,
-        start_interval: 100_000_000,
+        test: vec!["CMD-SHELL".into(), "cat /ctl/ready".into()],
+        interval: 100_000_000,
+        timeout: 5_000_000_000,
+        // Failures while starting, inside the start period, do not count.
+        start_period: 60_000_000_000,
+        start_interval: 50_000_000,
         retries: 2,
     });
     s.create(&id, None, &c, &o).unwrap();
     s.start_detached(&id).unwrap();
-    let mut seen = vec![];
-    let t0 = Instant::now();
-    while t0.elapsed() < Duration::from_secs(6) {
-        let h = s.inspect(&id).unwrap().state.health.unwrap();
-        if seen.last() != Some(&h.status) {
-            seen.push(h.status.clone());
+    let health = || s.inspect(&id).unwrap().state.health.unwrap();
+    let wait_for = |pred: &dyn Fn(&Health) -> bool| {
+        let t0 = Instant::now();
+        loop {
+            let h = health();
+            if pred(&h) {
+                return h;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(20), "stuck at {h:?}");
+            std::thread::sleep(Duration::from_millis(20));
         }
-        if h.status == "unhealthy" {
-            assert!(h.log.len() <= 5);
-            assert!(h.failing_streak >= 2);
-            assert!(h.log.last().unwrap().exit_code != 0);
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(30));
-    }
-    assert_eq!(seen, vec!["starting", "healthy", "unhealthy"], "{seen:?}");
+    };
+    // A few failing probes while starting: still starting, no streak.
+    let h = wait_for(&|h| h.log.len() >= 3);
+    assert_eq!((h.status.as_str(), h.failing_streak), ("starting", 0), "{h:?}");
+    std::fs::write(ctl.join("ready"), "ok\n").unwrap();
+    let h = wait_for(&|h| h.status == "healthy");
+    assert_eq!(h.failing_streak, 0);
+    assert_eq!(h.log.last().unwrap().output, "ok\n");
+    std::fs::remove_file(ctl.join("ready")).unwrap();
+    let h = wait_for(&|h| h.status == "unhealthy");
+    assert!(h.failing_streak >= 2 && h.log.len() <= 5, "{h:?}");
+    assert!(h.log.last().unwrap().exit_code != 0);
     // One-off check from the CLI path.
     let e = s.health_check(&id).unwrap();
     assert_ne!(e.exit_code, 0);

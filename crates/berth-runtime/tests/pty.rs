@@ -23,9 +23,13 @@ fn pty(rows: u16, cols: u16) -> Pty {
 
 /// Spawn the helper as the session leader of the pty, like a terminal would.
 fn spawn(p: &Pty, args: &[&str]) -> std::process::Child {
+    spawn_mode(p, "run", args)
+}
+
+fn spawn_mode(p: &Pty, mode: &str, args: &[&str]) -> std::process::Child {
     let s = || Stdio::from(p.slave.try_clone().unwrap());
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_berth-runtime-helper"));
-    cmd.arg("run").args(args).stdin(s()).stdout(s()).stderr(s());
+    cmd.arg(mode).args(args).stdin(s()).stdout(s()).stderr(s());
     // SAFETY: setsid and TIOCSCTTY are async-signal-safe.
     unsafe {
         cmd.pre_exec(|| {
@@ -101,4 +105,27 @@ fn interactive_tty_stdin_ctrl_c_and_exit_code() {
     p.master.write_all(b"exit 3\r").unwrap();
     let _ = read_until(&mut p, &mut child, |_| false);
     assert_eq!(child.wait().unwrap().code(), Some(3));
+}
+
+#[test]
+fn exec_with_tty_into_detached_container() {
+    require_root();
+    let o = opts();
+    let store = tmp_base().join("store");
+    let s = berth_runtime::Containers::new(&store);
+    let id = unique_id("exectty");
+    s.create(&id, None, &config(&id, &["sleep", "60"]), &o).unwrap();
+    s.start_detached(&id).unwrap();
+    let mut p = pty(20, 60);
+    let mut child = spawn_mode(
+        &p,
+        "exec",
+        &["-t", "-i", store.to_str().unwrap(), &id, "sh", "-c", "tty; stty size; echo done; exit 4"],
+    );
+    let out = read_until(&mut p, &mut child, |o| o.contains("done"));
+    assert_eq!(child.wait().unwrap().code(), Some(4), "{out}");
+    assert!(out.contains("/dev/pts/"), "{out}");
+    assert!(out.contains("20 60"), "{out}");
+    s.remove(&id, true).unwrap();
+    assert_no_leaks(&o, &id);
 }

@@ -329,3 +329,16 @@ fn privileged_and_ulimits() {
     let hard = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap().1;
     assert_eq!(out, format!("{hard}\n{hard}\n0\n"));
 }
+
+#[test]
+fn oom_kill_is_reported() {
+    let o = opts();
+    let id = unique_id("oom");
+    let mut c = config(&id, &["sh", "-c", "x=$(head -c 100000000 /dev/zero | tr '\\0' a); echo ${#x}"]);
+    c.memory = Some(16 << 20);
+    let mut out = String::new();
+    let r = run(&o, &id, &c, Stdio::Capture(&mut |_, l| out.push_str(&String::from_utf8_lossy(l))), &mut ()).unwrap();
+    assert!(r.oom_killed, "{r:?} {out}");
+    assert_eq!(r.exit_code, 137, "{r:?}");
+    assert_no_leaks(&o, &id);
+}

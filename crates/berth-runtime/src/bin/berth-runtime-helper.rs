@@ -7,6 +7,7 @@
 //!   [--network-none] ROOTFS CMD...` runs one
 //!   foreground container with inherited stdio (like `berth run --rm`), for the pty tests
 //!   and for `hyperfine`. Without `--overlay`, ROOTFS is used as is (read-only root).
+//! * `exec [-t] [-i] STORE ID CMD...` runs `Containers::exec` with inherited stdio.
 
 use std::path::PathBuf;
 
@@ -17,6 +18,9 @@ fn main() {
         std::process::exit(code);
     }
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("exec") {
+        exec_main(args.get(1..).unwrap_or_default());
+    }
     if args.first().map(String::as_str) != Some("run") {
         eprintln!("usage: berth-runtime-helper run [-t] [-i] [--init] [--runtime PATH] [--overlay] ROOTFS CMD...");
         std::process::exit(2);
@@ -62,6 +66,32 @@ fn main() {
     let res = run(&opts, &id, &cfg, Stdio::Inherit, &mut ());
     let _ = std::fs::remove_dir_all(&scratch);
     match res {
+        Ok(o) => std::process::exit(o.exit_code),
+        Err(e) => {
+            eprintln!("berth-runtime-helper: {e}");
+            std::process::exit(e.exit_code());
+        }
+    }
+}
+
+/// `exec [-t] [-i] STORE ID CMD...`: `docker exec` against a record store.
+fn exec_main(args: &[String]) -> ! {
+    let mut ex = ExecConfig::default();
+    let mut i = 0;
+    while let Some(a) = args.get(i) {
+        match a.as_str() {
+            "-t" => ex.tty = true,
+            "-i" => ex.interactive = true,
+            _ => break,
+        }
+        i += 1;
+    }
+    let (Some(store), Some(id)) = (args.get(i), args.get(i + 1)) else {
+        eprintln!("usage: berth-runtime-helper exec [-t] [-i] STORE ID CMD...");
+        std::process::exit(2);
+    };
+    ex.args = args.get(i + 2..).unwrap_or_default().to_vec();
+    match Containers::new(store).exec(id, &ex, Stdio::Inherit) {
         Ok(o) => std::process::exit(o.exit_code),
         Err(e) => {
             eprintln!("berth-runtime-helper: {e}");

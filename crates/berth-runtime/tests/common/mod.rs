@@ -122,6 +122,14 @@ pub fn assert_no_leaks(o: &RuntimeOptions, id: &str) {
     assert!(!berth_runtime::cgroup::exists(&format!("/{}/{}", o.cgroup_parent, id)), "cgroup leaked for {id}");
     assert!(!o.state_root.join("lc").join(id).exists(), "libcontainer state leaked");
     assert!(!o.state_root.join("c").join(id).exists(), "scratch dir leaked");
+    // The shared parent cgroup goes away with the last container (rmdir fails while
+    // other tests still use it, which is fine).
+    if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
+        for e in rd.flatten() {
+            let _ = std::fs::remove_dir(e.path().join(&o.cgroup_parent));
+        }
+    }
+    let _ = std::fs::remove_dir(std::path::Path::new("/sys/fs/cgroup").join(&o.cgroup_parent));
 }
 
 pub fn exists(p: &Path) -> bool {
