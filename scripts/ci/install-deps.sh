@@ -20,6 +20,8 @@ PACKAGES=(
 	apache2-utils ca-certificates curl python3
 	# benchmarks
 	hyperfine time
+	# building berth-runtime (libcontainer's seccomp support links libseccomp)
+	libseccomp-dev pkg-config
 	# system tools used by tests and scripts
 	iproute2 util-linux e2fsprogs procps kmod mount
 )
