@@ -270,26 +270,40 @@ impl<'o> Applier<'o> {
         }
     }
 
+    /// Creates the missing directories of `rel` (whose full path does not resolve): finds the
+    /// longest existing prefix by bisection (resolution is monotonic), then creates the rest one
+    /// component at a time below it. The new components are directories we just made, so they
+    /// are opened with `O_NOFOLLOW`.
     fn mkdir_all(&mut self, rel: &[u8]) -> io::Result<OwnedFd> {
-        let mut cur = Rc::clone(&self.root);
-        let mut prefix: Vec<u8> = Vec::new();
-        for comp in rel.split(|&b| b == b'/') {
-            if !prefix.is_empty() {
-                prefix.push(b'/');
-            }
-            prefix.extend_from_slice(comp);
-            match self.open_path(&prefix) {
-                Ok(fd) => cur = Rc::new(fd),
-                Err(Errno::NOENT) => {
-                    match mkdirat(&*cur, comp, Mode::from_raw_mode(0o755)) {
-                        Ok(()) | Err(Errno::EXIST) => {}
-                        Err(e) => return Err(errno_io(e)),
-                    }
-                    self.ours.insert(prefix.clone());
-                    cur = Rc::new(self.open_path(&prefix).map_err(errno_io)?);
+        let comps: Vec<&[u8]> = rel.split(|&b| b == b'/').collect();
+        let prefix = |n: usize| comps.get(..n).unwrap_or_default().join(&b'/');
+        let (mut lo, mut hi) = (0usize, comps.len());
+        let mut cur: Rc<OwnedFd> = Rc::clone(&self.root);
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            match self.open_path(&prefix(mid)) {
+                Ok(fd) => {
+                    lo = mid;
+                    cur = Rc::new(fd);
                 }
+                Err(Errno::NOENT) => hi = mid,
                 Err(e) => return Err(errno_io(e)),
             }
+        }
+        for (i, comp) in comps.iter().enumerate().skip(lo) {
+            match mkdirat(&*cur, *comp, Mode::from_raw_mode(0o755)) {
+                Ok(()) | Err(Errno::EXIST) => {}
+                Err(e) => return Err(errno_io(e)),
+            }
+            self.ours.insert(prefix(i + 1));
+            let next = openat(
+                &*cur,
+                *comp,
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(errno_io)?;
+            cur = Rc::new(next);
         }
         Rc::try_unwrap(cur).or_else(|rc| rustix::io::dup(&*rc).map_err(errno_io))
     }

@@ -22,7 +22,10 @@ struct Sandbox {
 
 impl Sandbox {
     fn new() -> Sandbox {
-        let t = tempfile::tempdir().unwrap();
+        // tmpfs when available: ext4's inode allocator is slow right after mass deletions
+        // (`recently_deleted`), which the deep-path case would hit.
+        let shm = Path::new("/dev/shm");
+        let t = if shm.is_dir() { tempfile::tempdir_in(shm).unwrap() } else { tempfile::tempdir().unwrap() };
         let base = t.path().to_path_buf();
         let target = base.join("target");
         let outside = base.join("outside");
