@@ -382,14 +382,19 @@ impl<'o> Applier<'o> {
         }
     }
 
-    fn need_chown(&self, h: &Header, parent_sgid: bool, parent_gid: u32) -> io::Result<Option<(Uid, Gid)>> {
+    /// The owner to set, if any. `fresh` is `Some((parent sgid, parent gid))` for an object we
+    /// just created (its owner is then known: our euid, and our egid or the setgid parent's gid),
+    /// `None` for an existing one (always chowned).
+    fn need_chown(&self, h: &Header, fresh: Option<(bool, u32)>) -> io::Result<Option<(Uid, Gid)>> {
         if !self.opts.preserve_ownership {
             return Ok(None);
         }
         let (uid, gid) = ids(h)?;
-        let new_gid = if parent_sgid { parent_gid } else { self.egid };
-        if uid == self.euid && gid == new_gid {
-            return Ok(None);
+        if let Some((parent_sgid, parent_gid)) = fresh {
+            let new_gid = if parent_sgid { parent_gid } else { self.egid };
+            if uid == self.euid && gid == new_gid {
+                return Ok(None);
+            }
         }
         Ok(Some((Uid::from_raw(uid), Gid::from_raw(gid))))
     }
@@ -404,18 +409,13 @@ impl<'o> Applier<'o> {
         fresh: Option<(bool, u32)>,
         is_dir: bool,
     ) -> io::Result<()> {
-        let (sgid, pgid) = fresh.unwrap_or((false, u32::MAX));
-        let chowned = match self.need_chown(h, sgid, pgid)? {
-            Some((u, g)) => {
-                fchown(fd, Some(u), Some(g)).map_err(errno_io)?;
-                true
-            }
-            None => false,
-        };
+        let sgid = fresh.is_some_and(|(s, _)| s);
+        if let Some((u, g)) = self.need_chown(h, fresh)? {
+            fchown(fd, Some(u), Some(g)).map_err(errno_io)?;
+        }
         let mode = h.mode & 0o7777;
+        // chown clears setuid/setgid, so modes with those bits are always set (after chown).
         let need_chmod = fresh.is_none() || mode & self.umask != 0 || mode & 0o6000 != 0 || (is_dir && sgid);
-        // (chown clears setuid/setgid; the 0o6000 test above already re-applies them.)
-        let _ = chowned;
         if need_chmod {
             fchmod(fd, Mode::from_raw_mode(mode)).map_err(errno_io)?;
         }
@@ -554,11 +554,10 @@ impl<'o> Applier<'o> {
     /// Owner, xattrs and times of something we cannot open (symlink, fifo, device).
     fn lmeta(&mut self, pfd: &OwnedFd, h: &Header, name: &[u8]) -> io::Result<()> {
         if self.opts.preserve_ownership {
+            // Always: a new node in a setgid directory does not get our egid.
             let (u, g) = ids(h)?;
-            if u != self.euid || g != self.egid {
-                chownat(pfd, name, Some(Uid::from_raw(u)), Some(Gid::from_raw(g)), AtFlags::SYMLINK_NOFOLLOW)
-                    .map_err(errno_io)?;
-            }
+            chownat(pfd, name, Some(Uid::from_raw(u)), Some(Gid::from_raw(g)), AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(errno_io)?;
         }
         if self.opts.xattrs && !h.xattrs.is_empty() {
             // No lsetxattrat before Linux 6.13: go through the parent's descriptor in /proc,

@@ -225,3 +225,33 @@ fn flatten_detects_layers_changing_between_passes() {
     );
     assert!(r.is_err());
 }
+
+#[test]
+fn existing_directory_gets_the_new_owner_and_mode() {
+    let t = tempfile::tempdir().unwrap();
+    let mut d = berth_archive::Header::new(b"d".to_vec(), berth_archive::EntryKind::Dir);
+    d.uid = 1000;
+    d.gid = 1000;
+    d.mode = 0o700;
+    apply_tar(t.path(), layer(&[Raw(d.clone(), vec![])]).as_slice(), &flat()).unwrap();
+    d.uid = 0;
+    d.gid = 0;
+    d.mode = 0o755;
+    apply_tar(t.path(), layer(&[Raw(d, vec![]), File("d/f", b"")]).as_slice(), &flat()).unwrap();
+    let md = std::fs::metadata(t.path().join("d")).unwrap();
+    assert_eq!((md.uid(), md.gid(), md.mode() & 0o7777), (0, 0, 0o755));
+    // Files and symlinks created in a setgid directory still get the archive's group.
+    let mut sg = berth_archive::Header::new(b"sg".to_vec(), berth_archive::EntryKind::Dir);
+    sg.gid = 50;
+    sg.mode = 0o2775;
+    apply_tar(
+        t.path(),
+        layer(&[Raw(sg, vec![]), File("sg/f", b""), Sym("sg/l", "f"), Dir("sg/sub")]).as_slice(),
+        &flat(),
+    )
+    .unwrap();
+    for p in ["sg/f", "sg/l", "sg/sub"] {
+        assert_eq!(std::fs::symlink_metadata(t.path().join(p)).unwrap().gid(), 0, "{p}");
+    }
+    assert_eq!(std::fs::metadata(t.path().join("sg")).unwrap().mode() & 0o7777, 0o2775);
+}
