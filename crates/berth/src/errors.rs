@@ -46,16 +46,21 @@ pub fn render_error(e: &anyhow::Error) -> u8 {
         }
     }
     let mut parts: Vec<String> = Vec::new();
-    for cause in e.chain() {
-        if cause.downcast_ref::<Hinted>().is_some() {
-            continue;
-        }
-        let s = cause.to_string();
+    let mut push = |s: String| {
         // Skip causes already contained in the previous message (thiserror `{source}` fields).
-        if parts.last().is_some_and(|p| p.ends_with(&s)) || s.is_empty() {
+        if !(parts.last().is_some_and(|p| p.ends_with(&s)) || s.is_empty()) {
+            parts.push(s);
+        }
+    };
+    for cause in e.chain() {
+        // A Hinted error is not a `source` chain link: print the chain of the error it wraps.
+        if let Some(h) = cause.downcast_ref::<Hinted>() {
+            for inner in h.error.chain() {
+                push(inner.to_string());
+            }
             continue;
         }
-        parts.push(s);
+        push(cause.to_string());
     }
     eprintln!("Error: {}", parts.join(": "));
     if let Some(h) = hint {

@@ -36,6 +36,8 @@ pub fn explain(e: RegistryError, host: &str) -> anyhow::Error {
     let status = e.status();
     let text = e.to_string();
     match status {
+        // The registry client's message already ends with the login hint.
+        Some(401) if text.contains("berth login") => anyhow!(text),
         Some(401) => hinted(anyhow!(text), format!("log in with 'berth login {host}'")),
         _ if text.contains("HTTP response to HTTPS client") || text.contains("InvalidContentType") => hinted(
             anyhow!(text),
