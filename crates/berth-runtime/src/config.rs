@@ -67,6 +67,9 @@ pub struct ContainerConfig {
     pub healthcheck: Option<HealthConfig>,
     /// `--sysctl`.
     pub sysctls: Vec<(String, String)>,
+    /// `--rm` for detached containers: the supervisor removes the record after the exit.
+    /// (Foreground callers remove it themselves.)
+    pub auto_remove: bool,
     /// Free-form annotations stored in the spec.
     pub annotations: Vec<(String, String)>,
 }
@@ -105,6 +108,7 @@ impl Default for ContainerConfig {
             stop_timeout: None,
             healthcheck: None,
             sysctls: Vec::new(),
+            auto_remove: false,
             annotations: Vec::new(),
         }
     }

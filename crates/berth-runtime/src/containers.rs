@@ -201,8 +201,10 @@ impl Containers {
         Err(Error::Supervisor { id: id.into(), message: "supervisor exited without starting the container".into() })
     }
 
-    /// Start attached, in this process: records state, writes logs (with
-    /// [`Stdio::Capture`] only the callback sees output, so the log gets it too).
+    /// Start attached, in this process: records state and logs. [`Stdio::Inherit`] is
+    /// turned into [`Stdio::Tee`] so the output reaches both the terminal and `json.log`
+    /// (`berth logs` works after a foreground run, as with Docker); `Capture` callbacks
+    /// see the lines that are logged; `Fds` output is not logged.
     pub fn start_attached(&self, id: &str, stdio: Stdio<'_>) -> Result<RunOutcome> {
         let d = self.existing(id)?;
         let rec = d.read_record()?;
@@ -238,6 +240,17 @@ impl Containers {
                     cb(s, l);
                 };
                 run(&rec.runtime, id, &rec.config, Stdio::Capture(&mut both), &mut Obs(&d))
+            }
+            Stdio::Inherit => {
+                let mut to_log = |s: crate::io::Stream, l: &[u8]| log.write(s, l);
+                run(&rec.runtime, id, &rec.config, Stdio::Tee(&mut to_log), &mut Obs(&d))
+            }
+            Stdio::Tee(cb) => {
+                let mut both = |s: crate::io::Stream, l: &[u8]| {
+                    log.write(s, l);
+                    cb(s, l);
+                };
+                run(&rec.runtime, id, &rec.config, Stdio::Tee(&mut both), &mut Obs(&d))
             }
             other => run(&rec.runtime, id, &rec.config, other, &mut Obs(&d)),
         };

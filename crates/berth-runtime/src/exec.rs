@@ -109,7 +109,7 @@ fn exec_embedded(
     let mut b = ContainerBuilder::new(id.to_owned(), SyscallType::default())
         .with_executor(BerthExecutor {
             init: false,
-            winsize: if ex.tty && matches!(stdio, Stdio::Inherit) { crate::io::host_winsize() } else { None },
+            winsize: if ex.tty && stdio.is_terminal_like() { crate::io::host_winsize() } else { None },
         })
         .with_root_path(opts.lc_root())
         .map_err(|e| lc_err(id, err_chain(&e)))?;
@@ -135,7 +135,7 @@ fn exec_embedded(
         None => None,
     };
     if let Some(m) = &master
-        && matches!(stdio, Stdio::Inherit)
+        && stdio.is_terminal_like()
     {
         copy_winsize(if is_tty(0) { 0 } else { 1 }, m.as_raw_fd());
     }

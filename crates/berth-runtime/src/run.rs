@@ -87,8 +87,19 @@ pub enum Stdio<'a> {
     Inherit,
     /// stdin /dev/null, stdout and stderr split into lines for the callback.
     Capture(&'a mut dyn FnMut(Stream, &[u8])),
+    /// Like `Inherit` (our terminal, stdin with `interactive`, raw mode with `tty`), but
+    /// output goes through pipes: raw chunks are written to our stdout/stderr at once and
+    /// complete lines are also given to the callback (attached runs that are logged).
+    Tee(&'a mut dyn FnMut(Stream, &[u8])),
     /// Explicit descriptors (stdin `None` = /dev/null). Not supported with `tty`.
     Fds { stdin: Option<OwnedFd>, stdout: OwnedFd, stderr: OwnedFd },
+}
+
+impl Stdio<'_> {
+    /// Whether our own terminal is the container's (raw mode, stdin, window size).
+    pub(crate) fn is_terminal_like(&self) -> bool {
+        matches!(self, Stdio::Inherit | Stdio::Tee(_))
+    }
 }
 
 /// How a container's command ended.
@@ -386,8 +397,9 @@ pub(crate) fn wire(cfg: &ContainerConfig, stdio: &mut Stdio<'_>) -> Result<Wirin
         Stdio::Inherit => {
             w.child_stdin = Some(if cfg.interactive { dup_fd(0)? } else { dev_null(false)? });
         }
-        Stdio::Capture(_) => {
-            w.child_stdin = Some(dev_null(false)?);
+        Stdio::Capture(_) | Stdio::Tee(_) => {
+            let tee = matches!(stdio, Stdio::Tee(_));
+            w.child_stdin = Some(if tee && cfg.interactive { dup_fd(0)? } else { dev_null(false)? });
             let (r, wr) = pipe()?;
             w.out_r = Some(r);
             w.child_stdout = Some(wr);
@@ -432,7 +444,7 @@ fn run_embedded(
     let mut builder = ContainerBuilder::new(id.to_owned(), SyscallType::default())
         .with_executor(BerthExecutor {
             init: cfg.init,
-            winsize: if cfg.tty && matches!(stdio, Stdio::Inherit) { crate::io::host_winsize() } else { None },
+            winsize: if cfg.tty && stdio.is_terminal_like() { crate::io::host_winsize() } else { None },
         })
         .with_root_path(&lc_root)
         .map_err(|e| lc_err(id, err_chain(&e)))?;
@@ -494,7 +506,7 @@ fn drive_embedded(
         loopback_up(pid.as_raw())?;
     }
     if let Some(m) = &master
-        && matches!(stdio, Stdio::Inherit)
+        && stdio.is_terminal_like()
     {
         let src = if is_tty(0) { 0 } else { 1 };
         copy_winsize(src, m.as_raw_fd());
@@ -515,7 +527,7 @@ pub(crate) fn pump(
     mut stdio: Stdio<'_>,
 ) -> Result<RunOutcome> {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-    let inherit = matches!(stdio, Stdio::Inherit);
+    let inherit = stdio.is_terminal_like();
     let _raw = if master.is_some() && inherit && is_tty(0) { RawMode::enter(0) } else { None };
     let mut stdin_open = master.is_some() && inherit && cfg.interactive;
     for fd in [&master, &out_r, &err_r].into_iter().flatten() {
@@ -528,10 +540,14 @@ pub(crate) fn pump(
     let mut status: Option<RunOutcome> = None;
     let mut exited_at: Option<Instant> = None;
     let mut buf = vec![0u8; 32 * 1024];
-    // SAFETY: fd 0/1 are our stdio, valid for the whole call.
-    let (fd0, fd1) = unsafe { (BorrowedFd::borrow_raw(0), BorrowedFd::borrow_raw(1)) };
+    // SAFETY: fd 0/1/2 are our stdio, valid for the whole call.
+    let (fd0, fd1, fd2) = unsafe { (BorrowedFd::borrow_raw(0), BorrowedFd::borrow_raw(1), BorrowedFd::borrow_raw(2)) };
     let emit = |s: Stream, data: &[u8], lb: &mut LineBuf, stdio: &mut Stdio<'_>| match stdio {
         Stdio::Capture(cb) => lb.push(data, |l| cb(s, l)),
+        Stdio::Tee(cb) => {
+            write_all(if s == Stream::Stderr { fd2 } else { fd1 }, data);
+            lb.push(data, |l| cb(s, l));
+        }
         Stdio::Fds { stdout, .. } => {
             write_all(stdout.as_fd(), data);
         }
@@ -644,7 +660,7 @@ pub(crate) fn pump(
             }
         }
     }
-    if let Stdio::Capture(cb) = &mut stdio {
+    if let Stdio::Capture(cb) | Stdio::Tee(cb) = &mut stdio {
         lb_out.flush(|l| cb(Stream::Stdout, l));
         lb_err.flush(|l| cb(Stream::Stderr, l));
     }

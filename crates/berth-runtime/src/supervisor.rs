@@ -147,6 +147,9 @@ pub fn supervisor_main(args: &[String]) -> i32 {
                 st.supervisor_pid = 0;
                 st.rootfs = None;
             });
+            if rec.config.auto_remove {
+                let _ = crate::containers::Containers::new(&root).remove(id, true);
+            }
             0
         }
         Err(e) => {

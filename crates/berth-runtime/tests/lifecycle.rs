@@ -233,3 +233,64 @@ fn concurrent_starts_start_once() {
     assert!(pids.iter().all(|p| *p == pids[0]), "{pids:?}");
     cleanup(&s, &o, &id);
 }
+
+#[test]
+fn attached_start_logs_and_detached_auto_remove() {
+    let o = opts();
+    let s = store();
+    let id = unique_id("att");
+    s.create(&id, None, &config(&id, &["sh", "-c", "echo one; echo two >&2; exit 6"]), &o).unwrap();
+    let mut seen = vec![];
+    let r =
+        s.start_attached(&id, Stdio::Capture(&mut |_, l| seen.push(String::from_utf8_lossy(l).into_owned()))).unwrap();
+    assert_eq!(r.exit_code, 6);
+    assert_eq!(seen.len(), 2);
+    let st = s.inspect(&id).unwrap().state;
+    assert_eq!((st.status, st.exit_code), (Status::Exited, 6));
+    let mut logged = vec![];
+    s.logs(&id, &LogOptions { follow: false, tail: Some(1) }, &mut |e| logged.push(e.log.clone())).unwrap();
+    assert_eq!(logged.len(), 1);
+    // Restart of an exited container works and appends to the log.
+    s.start_attached(&id, Stdio::Capture(&mut |_, _| {})).unwrap();
+    let mut n = 0;
+    s.logs(&id, &LogOptions::default(), &mut |_| n += 1).unwrap();
+    assert_eq!(n, 4);
+    cleanup(&s, &o, &id);
+
+    let id = unique_id("autorm");
+    let mut c = config(&id, &["true"]);
+    c.auto_remove = true;
+    s.create(&id, None, &c, &o).unwrap();
+    s.start_detached(&id).unwrap();
+    let t0 = Instant::now();
+    while s.inspect(&id).is_ok() {
+        assert!(t0.elapsed() < Duration::from_secs(10), "not removed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_no_leaks(&o, &id);
+}
+
+#[test]
+fn attached_inherit_output_reaches_terminal_and_log() {
+    let o = opts();
+    let s = store();
+    let id = unique_id("tee");
+    s.create(&id, None, &config(&id, &["sh", "-c", "printf 'a\\nb'; echo c >&2"]), &o).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_berth-runtime-helper"))
+        .arg("start")
+        .arg(s.root())
+        .arg(&id)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "a\nb");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "c\n");
+    let mut logged = vec![];
+    s.logs(&id, &LogOptions::default(), &mut |e| logged.push((e.stream.clone(), e.log.clone()))).unwrap();
+    logged.sort();
+    assert_eq!(
+        logged,
+        vec![("stderr".into(), "c\n".into()), ("stdout".into(), "a\n".into()), ("stdout".into(), "b".into())]
+    );
+    cleanup(&s, &o, &id);
+}

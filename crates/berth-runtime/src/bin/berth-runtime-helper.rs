@@ -8,6 +8,7 @@
 //!   foreground container with inherited stdio (like `berth run --rm`), for the pty tests
 //!   and for `hyperfine`. Without `--overlay`, ROOTFS is used as is (read-only root).
 //! * `exec [-t] [-i] STORE ID CMD...` runs `Containers::exec` with inherited stdio.
+//! * `start STORE ID` runs `Containers::start_attached` with inherited stdio.
 
 use std::path::PathBuf;
 
@@ -18,6 +19,19 @@ fn main() {
         std::process::exit(code);
     }
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("start") {
+        let (Some(store), Some(id)) = (args.get(1), args.get(2)) else {
+            eprintln!("usage: berth-runtime-helper start STORE ID");
+            std::process::exit(2);
+        };
+        match Containers::new(store).start_attached(id, Stdio::Inherit) {
+            Ok(o) => std::process::exit(o.exit_code),
+            Err(e) => {
+                eprintln!("berth-runtime-helper: {e}");
+                std::process::exit(e.exit_code());
+            }
+        }
+    }
     if args.first().map(String::as_str) == Some("exec") {
         exec_main(args.get(1..).unwrap_or_default());
     }
