@@ -575,7 +575,15 @@ impl<R: Read> TarReader<R> {
                     want = Some(1 + 2 * n);
                 }
                 if Some(nums.len()) == want {
-                    let segs = nums.get(1..).unwrap_or_default().chunks(2).map(|c| (c[0], c[1])).collect();
+                    let segs = nums
+                        .get(1..)
+                        .unwrap_or_default()
+                        .chunks_exact(2)
+                        .filter_map(|c| match c {
+                            [a, b] => Some((*a, *b)),
+                            _ => None,
+                        })
+                        .collect();
                     return Ok((segs, used));
                 }
             }
@@ -605,37 +613,40 @@ impl<R: Read> TarReader<R> {
 
     /// Reads logical content (sparse holes expanded as zeros).
     fn read_logical(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let Some(st) = self.cur.as_mut().and_then(|c| c.sparse.as_mut()) else {
-            return self.read_data(buf);
-        };
-        if st.lpos >= st.size || buf.is_empty() {
-            return Ok(0);
-        }
-        // Next segment boundary.
-        let seg = st.segments.get(st.idx).copied();
-        match seg {
-            Some((off, len)) if st.lpos >= off => {
-                let in_seg = off + len - st.lpos;
-                if in_seg == 0 {
-                    st.idx += 1;
-                    return self.read_logical(buf);
-                }
-                let want = usize::try_from(in_seg.min(buf.len() as u64)).unwrap_or(buf.len());
-                let Some(b) = buf.get_mut(..want) else { return Ok(0) };
-                let n = self.read_data(b)?;
-                if let Some(st) = self.cur.as_mut().and_then(|c| c.sparse.as_mut()) {
-                    st.lpos += n as u64;
-                }
-                Ok(n)
+        // A loop rather than recursion: a hostile map may hold many empty segments.
+        loop {
+            let Some(st) = self.cur.as_mut().and_then(|c| c.sparse.as_mut()) else {
+                return self.read_data(buf);
+            };
+            if st.lpos >= st.size || buf.is_empty() {
+                return Ok(0);
             }
-            _ => {
-                // In a hole: zeros up to the next segment or the end.
-                let end = seg.map(|(off, _)| off).unwrap_or(st.size);
-                let want = usize::try_from((end - st.lpos).min(buf.len() as u64)).unwrap_or(buf.len());
-                let Some(b) = buf.get_mut(..want) else { return Ok(0) };
-                b.fill(0);
-                st.lpos += want as u64;
-                Ok(want)
+            let seg = st.segments.get(st.idx).copied();
+            match seg {
+                Some((off, len)) if st.lpos >= off => {
+                    let in_seg = off.saturating_add(len).saturating_sub(st.lpos);
+                    if in_seg == 0 {
+                        st.idx += 1;
+                        continue;
+                    }
+                    let want = usize::try_from(in_seg.min(buf.len() as u64)).unwrap_or(buf.len());
+                    let Some(b) = buf.get_mut(..want) else { return Ok(0) };
+                    let n = self.read_data(b)?;
+                    if let Some(st) = self.cur.as_mut().and_then(|c| c.sparse.as_mut()) {
+                        st.lpos += n as u64;
+                    }
+                    return Ok(n);
+                }
+                _ => {
+                    // In a hole: zeros up to the next segment or the end.
+                    let end = seg.map(|(off, _)| off).unwrap_or(st.size);
+                    let gap = end.saturating_sub(st.lpos);
+                    let want = usize::try_from(gap.min(buf.len() as u64)).unwrap_or(buf.len());
+                    let Some(b) = buf.get_mut(..want) else { return Ok(0) };
+                    b.fill(0);
+                    st.lpos += want as u64;
+                    return Ok(want);
+                }
             }
         }
     }
@@ -861,7 +872,14 @@ fn parse_sparse_0_1(map: &[u8]) -> Option<Vec<(u64, u64)>> {
     if nums.len() % 2 != 0 || nums.len() / 2 > MAX_SPARSE_SEGMENTS {
         return None;
     }
-    Some(nums.chunks(2).map(|c| (c[0], c[1])).collect())
+    Some(
+        nums.chunks_exact(2)
+            .filter_map(|c| match c {
+                [a, b] => Some((*a, *b)),
+                _ => None,
+            })
+            .collect(),
+    )
 }
 
 fn parse_decimal(v: &[u8]) -> Option<u64> {
@@ -1434,6 +1452,30 @@ mod tests {
         t.extend_from_slice(&ustar_block(b"x", &[], b'0', 0o644, 0, 0, 0, 0, &[], 0, 0));
         t.extend_from_slice(&[0u8; 1024]);
         assert!(matches!(read_all(&t), Err(Error::Malformed { .. })), "{:?}", read_all(&t));
+    }
+
+    #[test]
+    fn sparse_map_with_many_empty_segments() {
+        // PAX sparse 0.1 with 200,000 empty segments then 3 bytes at offset 10.
+        let mut map = "0,0,".repeat(200_000);
+        map.push_str("10,3");
+        let mut pax = BTreeMap::new();
+        pax.insert(b"GNU.sparse.major".to_vec(), b"0".to_vec());
+        pax.insert(b"GNU.sparse.minor".to_vec(), b"1".to_vec());
+        pax.insert(b"GNU.sparse.map".to_vec(), map.into_bytes());
+        pax.insert(b"GNU.sparse.size".to_vec(), b"20".to_vec());
+        let data = encode_pax(&pax);
+        let mut t = ustar_block(b"p", &[], b'x', 0o644, 0, 0, data.len() as u64, 0, &[], 0, 0).to_vec();
+        t.extend_from_slice(&data);
+        t.resize(t.len() + padding(data.len() as u64) as usize, 0);
+        t.extend_from_slice(&ustar_block(b"s", &[], b'0', 0o644, 0, 0, 3, 0, &[], 0, 0));
+        t.extend_from_slice(b"abc");
+        t.resize(t.len() + 509, 0);
+        t.extend_from_slice(&[0u8; 1024]);
+        let e = read_all(&t).unwrap();
+        let mut want = vec![0u8; 20];
+        want[10..13].copy_from_slice(b"abc");
+        assert_eq!(e[0].1, want);
     }
 
     #[test]
