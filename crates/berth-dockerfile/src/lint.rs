@@ -55,7 +55,7 @@ rules! {
     SECRETS_USED_IN_ARG_OR_ENV = "SecretsUsedInArgOrEnv", "secrets-used-in-arg-or-env", false, "Sensitive data should not be used in the ARG or ENV commands";
     INVALID_DEFAULT_ARG_IN_FROM = "InvalidDefaultArgInFrom", "invalid-default-arg-in-from", false, "Default value for global ARG results in an empty or invalid base image name";
     FROM_PLATFORM_FLAG_CONST_DISALLOWED = "FromPlatformFlagConstDisallowed", "from-platform-flag-const-disallowed", false, "FROM --platform flag should not use a constant value";
-    COPY_IGNORED_FILE = "CopyIgnoredFile", "copy-ignored-file", false, "Attempting to Copy file that is excluded by .dockerignore";
+    COPY_IGNORED_FILE = "CopyIgnoredFile", "copy-ignored-file", true, "Attempting to Copy file that is excluded by .dockerignore";
     INVALID_DEFINITION_DESCRIPTION = "InvalidDefinitionDescription", "invalid-definition-description", true, "Comment for build stage or argument should follow the format: `# <arg/stage name> <description>`. If this is not intended to be a description comment, add an empty line or comment between the instruction and the comment.";
     EXPOSE_PROTO_CASING = "ExposeProtoCasing", "expose-proto-casing", false, "Protocol in EXPOSE instruction should be lowercase";
     EXPOSE_INVALID_FORMAT = "ExposeInvalidFormat", "expose-invalid-format", false, "IP address and host-port mapping should not be used in EXPOSE instruction. This will become an error in a future release";
@@ -213,22 +213,124 @@ const PLATFORM_ARGS: &[&str] = &[
     "TARGETSTAGE",
 ];
 
-/// A loose check of a Docker image reference, enough to flag the results
-/// `InvalidDefaultArgInFrom` is about (empty, `name:`, spaces, upper case).
-fn plausible_reference(r: &str) -> bool {
-    if r.is_empty() || r.chars().any(char::is_whitespace) || r.ends_with(':') || r.ends_with('@') {
+/// Global ARG values from defaults only (no build args) plus the platform
+/// args, in order; what BuildKit uses for `InvalidDefaultArgInFrom`.
+fn global_defaults(parsed: &Parsed, opts: &LintOptions) -> Vec<(String, String)> {
+    let p = opts.target_platform.clone().unwrap_or_else(Platform::host);
+    let mut env: Vec<(String, String)> = vec![
+        ("BUILDPLATFORM".into(), p.to_string()),
+        ("BUILDOS".into(), p.os.clone()),
+        ("BUILDARCH".into(), p.arch.clone()),
+        ("BUILDVARIANT".into(), p.variant.clone().unwrap_or_default()),
+        ("TARGETPLATFORM".into(), p.to_string()),
+        ("TARGETOS".into(), p.os.clone()),
+        ("TARGETARCH".into(), p.arch.clone()),
+        ("TARGETVARIANT".into(), p.variant.clone().unwrap_or_default()),
+    ];
+    let lex = Lexer::new(parsed.dockerfile.escape);
+    for c in &parsed.meta_args {
+        if let Instruction::Arg { args } = &c.instruction {
+            for a in args {
+                if let Some(d) = &a.default
+                    && let Ok(v) = lex.process_word(d, &env)
+                {
+                    env.retain(|(k, _)| *k != a.name);
+                    env.push((a.name.clone(), v));
+                }
+            }
+        }
+    }
+    env
+}
+
+/// `reference.ParseNormalizedNamed` (distribution/reference): whether `r`
+/// is a valid image reference (name, optional tag, optional digest).
+pub fn valid_reference(r: &str) -> bool {
+    let (rest, digest) = match r.split_once('@') {
+        Some((a, d)) => (a, Some(d)),
+        None => (r, None),
+    };
+    if let Some(d) = digest {
+        let Some((alg, hex)) = d.split_once(':') else { return false };
+        let alg_ok = alg.split(['-', '_', '+', '.']).all(|c| {
+            let mut ch = c.chars();
+            ch.next().is_some_and(|f| f.is_ascii_alphabetic()) && ch.all(|x| x.is_ascii_alphanumeric())
+        });
+        if !alg_ok || hex.len() < 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return false;
+        }
+    }
+    // A tag follows the last ':' after the last '/'.
+    let (name, tag) = match rest.rfind(':') {
+        Some(i) if !rest[i..].contains('/') => (&rest[..i], Some(&rest[i + 1..])),
+        _ => (rest, None),
+    };
+    if let Some(t) = tag {
+        let mut ch = t.chars();
+        let first_ok = ch.next().is_some_and(|f| f.is_ascii_alphanumeric() || f == '_');
+        if !first_ok || t.len() > 128 || !ch.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')) {
+            return false;
+        }
+    }
+    if name.is_empty() || name.len() > 255 {
         return false;
     }
-    let name = r.split('@').next().unwrap_or("");
-    let path = match name.rfind(':') {
-        Some(i) if !name[i..].contains('/') => &name[..i],
-        _ => name,
+    if name.len() == 64 && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return false;
+    }
+    let (domain, path) = match name.split_once('/') {
+        Some((d, p)) if d.contains(['.', ':']) || d == "localhost" || d.to_lowercase() != d => (Some(d), p),
+        _ => (None, name),
     };
-    let repo = match path.split_once('/') {
-        Some((host, rest)) if host.contains(['.', ':']) || host == "localhost" => rest,
-        _ => path,
-    };
-    !repo.is_empty() && !repo.chars().any(|c| c.is_ascii_uppercase()) && !repo.starts_with('/')
+    if let Some(d) = domain {
+        let (host, port) = match d.rsplit_once(':') {
+            Some((h, p)) if !p.contains(']') => (h, Some(p)),
+            _ => (d, None),
+        };
+        if let Some(p) = port
+            && (p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return false;
+        }
+        let host_ok = if host.starts_with('[') {
+            host.ends_with(']') && host.len() > 2
+        } else {
+            !host.is_empty()
+                && host.split('.').all(|c| {
+                    !c.is_empty()
+                        && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                        && !c.starts_with('-')
+                        && !c.ends_with('-')
+                })
+        };
+        if !host_ok {
+            return false;
+        }
+    }
+    path.split('/').all(|comp| {
+        // [a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*
+        let b = comp.as_bytes();
+        let alnum = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+        if b.first().is_none_or(|c| !alnum(*c)) || b.last().is_none_or(|c| !alnum(*c)) {
+            return false;
+        }
+        let mut i = 0;
+        while i < b.len() {
+            if alnum(b[i]) {
+                i += 1;
+                continue;
+            }
+            let start = i;
+            while i < b.len() && !alnum(b[i]) {
+                i += 1;
+            }
+            let sep = &comp[start..i];
+            if !(sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|c| c == b'-')) {
+                return false;
+            }
+        }
+        true
+    })
 }
 
 /// Runs the lint rules over a Dockerfile.
@@ -269,7 +371,7 @@ pub fn lint(source: &[u8], opts: &LintOptions) -> LintReport {
                 let meta: Vec<&str> =
                     plan.meta_args.iter().map(|m| m.name.as_str()).chain(PLATFORM_ARGS.iter().copied()).collect();
                 for u in &st.undefined_from_args {
-                    if PLATFORM_ARGS.contains(&u.as_str()) {
+                    if meta.contains(&u.as_str()) {
                         continue;
                     }
                     let mut m = format!("FROM argument '{u}' is not declared");
@@ -320,16 +422,6 @@ fn static_rules(parsed: &Parsed, opts: &LintOptions, col: &mut Collector) {
         arg_env_rules(c, col);
     }
     let mut seen_names: Vec<String> = Vec::new();
-    let meta_defaults: Vec<(String, String)> = parsed
-        .meta_args
-        .iter()
-        .flat_map(|c| match &c.instruction {
-            Instruction::Arg { args } => {
-                args.iter().filter_map(|a| Some((a.name.clone(), a.default.clone()?))).collect()
-            }
-            _ => Vec::new(),
-        })
-        .collect();
     for st in &parsed.stages {
         for c in std::iter::once(&st.from).chain(&st.commands) {
             let sup = suppressed(&c.comments);
@@ -359,7 +451,7 @@ fn static_rules(parsed: &Parsed, opts: &LintOptions, col: &mut Collector) {
             let kw = &st.from.keyword;
             let asw = &f.as_keyword;
             if (go_upper(kw) == *kw && go_upper(asw) != *asw) || (go_lower(kw) == *kw && go_lower(asw) != *asw) {
-                col.add(FROM_AS_CASING, format!("'{kw}' and '{asw}' keywords' casing do not match"), r, &sup);
+                col.add(FROM_AS_CASING, format!("'{asw}' and '{kw}' keywords' casing do not match"), r, &sup);
             }
             if seen_names.contains(&f.name) {
                 col.add(
@@ -373,7 +465,7 @@ fn static_rules(parsed: &Parsed, opts: &LintOptions, col: &mut Collector) {
             if f.name == "scratch" || f.name == "context" {
                 col.add(
                     RESERVED_STAGE_NAME,
-                    format!("'{}' is reserved and should not be used as a stage name", f.name),
+                    format!("Stage name should not use the same name as reserved stage {}", go_quote(&f.name)),
                     r,
                     &sup,
                 );
@@ -381,46 +473,46 @@ fn static_rules(parsed: &Parsed, opts: &LintOptions, col: &mut Collector) {
             if st.from.comments.iter().any(|c| !c.starts_with("check=")) && f.description.is_empty() {
                 col.add(
                     INVALID_DEFINITION_DESCRIPTION,
-                    format!("Comment for build stage or argument should follow the format: `# {} <description>`. If this is not intended to be a description comment, add an empty line or comment between the instruction and the comment.", f.name),
+                    format!("Comment for build stage should follow the format: `# {} <description>`", f.name),
                     r,
                     &sup,
                 );
             }
         }
         if let Some(p) = &f.platform {
-            if p == "$TARGETPLATFORM" || p == "${TARGETPLATFORM}" {
-                col.add(
-                    REDUNDANT_TARGET_PLATFORM,
-                    format!("Setting platform to predefined {p} in FROM is redundant as this is the default behavior"),
-                    r,
-                    &sup,
-                );
-            } else if !p.contains('$') {
-                let exempt = Platform::parse(p).is_ok_and(|pl| !f.name.is_empty() && f.name.contains(&pl.arch));
-                if !exempt {
+            let lex = Lexer::new(parsed.dockerfile.escape);
+            let env = global_defaults(parsed, opts);
+            if let Ok(m) = lex.process(p, &env) {
+                let tp = env.iter().find(|(k, _)| k == "TARGETPLATFORM").map(|(_, v)| v.as_str());
+                if m.matched.len() == 1 && m.unmatched.is_empty() && m.matched.contains("TARGETPLATFORM") {
+                    if Some(m.result.as_str()) == tp {
+                        col.add(
+                            REDUNDANT_TARGET_PLATFORM,
+                            format!("Setting platform to predefined {p} in FROM is redundant as this is the default behavior"),
+                            r,
+                            &sup,
+                        );
+                    }
+                } else if m.matched.is_empty()
+                    && m.unmatched.is_empty()
+                    && let Ok(pl) = Platform::parse(&m.result)
+                    && !f.name.contains(&pl.os)
+                    && !f.name.contains(&pl.arch)
+                {
                     col.add(
                         FROM_PLATFORM_FLAG_CONST_DISALLOWED,
-                        format!("FROM --platform flag should not use constant value {}", go_quote(p)),
+                        format!("FROM --platform flag should not use constant value {}", go_quote(&m.result)),
                         r,
                         &sup,
                     );
                 }
             }
         }
-        if f.image.contains('$') {
+        {
             let lex = Lexer::new(parsed.dockerfile.escape);
-            let mut env = meta_defaults.clone();
-            let host = opts.target_platform.clone().unwrap_or_else(Platform::host);
-            env.push(("TARGETPLATFORM".into(), host.to_string()));
-            env.push(("TARGETOS".into(), host.os.clone()));
-            env.push(("TARGETARCH".into(), host.arch.clone()));
-            env.push(("TARGETVARIANT".into(), host.variant.clone().unwrap_or_default()));
-            env.push(("BUILDPLATFORM".into(), host.to_string()));
-            env.push(("BUILDOS".into(), host.os.clone()));
-            env.push(("BUILDARCH".into(), host.arch.clone()));
-            env.push(("BUILDVARIANT".into(), host.variant.clone().unwrap_or_default()));
+            let env = global_defaults(parsed, opts);
             if let Ok(v) = lex.process_word(&f.image, &env)
-                && !plausible_reference(&v)
+                && !valid_reference(&v)
             {
                 col.add(
                     INVALID_DEFAULT_ARG_IN_FROM,
@@ -442,7 +534,7 @@ fn static_rules(parsed: &Parsed, opts: &LintOptions, col: &mut Collector) {
                 ),
                 Instruction::Env { vars } | Instruction::Label { labels: vars } => {
                     if vars.iter().any(|v| v.legacy) {
-                        let n = c.instruction.name();
+                        let n = &c.keyword;
                         col.add(
                             LEGACY_KEY_VALUE_FORMAT,
                             format!("\"{n} key=value\" should be used instead of legacy \"{n} key value\" format"),
@@ -461,11 +553,16 @@ fn static_rules(parsed: &Parsed, opts: &LintOptions, col: &mut Collector) {
                 _ => {}
             }
         }
-        for (name, cs) in multiple {
-            for c in &cs[..cs.len().saturating_sub(1)] {
+        for (_, cs) in multiple {
+            // BuildKit reports the earlier instruction, named like the later one.
+            for w in cs.windows(2) {
+                let (c, next) = (w[0], w[1]);
                 col.add(
                     MULTIPLE_INSTRUCTIONS_DISALLOWED,
-                    format!("Multiple {name} instructions should not be used in the same stage because only the last one will be used"),
+                    format!(
+                        "Multiple {} instructions should not be used in the same stage because only the last one will be used",
+                        next.keyword
+                    ),
                     Some(c.range),
                     &suppressed(&c.comments),
                 );
@@ -492,7 +589,7 @@ fn arg_env_rules(c: &Command, col: &mut Collector) {
             if non_check && args.len() == 1 && args[0].description.is_empty() {
                 col.add(
                     INVALID_DEFINITION_DESCRIPTION,
-                    format!("Comment for build stage or argument should follow the format: `# {} <description>`. If this is not intended to be a description comment, add an empty line or comment between the instruction and the comment.", args[0].name),
+                    format!("Comment for build argument should follow the format: `# {} <description>`", args[0].name),
                     Some(c.range),
                     &sup,
                 );
@@ -533,13 +630,12 @@ fn plan_rules(env_known: bool, steps: &[Step], raw: &[Command], opts: &LintOptio
         }
         match &c.instruction {
             Instruction::Cmd(cl) | Instruction::Entrypoint(cl) => {
-                let default_shell = step.shell == ["/bin/sh", "-c"];
-                if cl.prepend_shell && default_shell && !cl.args.is_empty() {
+                if cl.prepend_shell && !step.custom_shell {
                     col.add(
                         JSON_ARGS_RECOMMENDED,
                         format!(
                             "JSON arguments recommended for {} to prevent unintended behavior related to OS signals",
-                            c.instruction.name()
+                            c.keyword
                         ),
                         Some(c.range),
                         &sup,
@@ -681,7 +777,8 @@ mod tests {
         ] {
             assert!(names.contains(&want), "{want} missing from {got:?}");
         }
-        assert!(got.iter().any(|g| g.1 == "'FROM' and 'as' keywords' casing do not match"));
+        assert!(got.iter().any(|g| g.1 == "'as' and 'FROM' keywords' casing do not match"));
+        assert!(got.iter().any(|g| g.1 == "Stage name should not use the same name as reserved stage \"scratch\""));
         assert!(got.iter().any(|g| g.1 == "Command 'run' should match the case of the command majority (uppercase)"));
         assert!(got.iter().any(|g| g.1 == "Do not use ARG or ENV instructions for sensitive data (ARG \"API_KEY\")"));
     }
@@ -709,9 +806,48 @@ mod tests {
     fn copy_ignored_file_and_empty_continuation() {
         let opts = LintOptions { ignore_patterns: Some(vec!["secret*".into()]), ..Default::default() };
         let r = lint(b"FROM scratch\nCOPY secret.txt ./ok /\nRUN a \\\n\n b\n", &opts);
+        assert_eq!(r.warnings.len(), 1, "CopyIgnoredFile is experimental");
+        let r = lint(
+            b"# check=experimental=CopyIgnoredFile\nFROM scratch\nCOPY secret.txt ./ok /\nRUN a \\\n\n b\n",
+            &opts,
+        );
         let names: Vec<&str> = r.warnings.iter().map(|w| w.rule).collect();
         assert_eq!(names, vec!["CopyIgnoredFile", "NoEmptyContinuation"]);
         assert_eq!(r.warnings[0].message, "Attempting to Copy file \"secret.txt\" that is excluded by .dockerignore");
+    }
+
+    #[test]
+    fn references() {
+        for ok in [
+            "alpine",
+            "alpine:3.20",
+            "localhost:5000/a/b:c",
+            "Registry.io/x",
+            "a/b@sha256:0123456789abcdef0123456789abcdef",
+            "a__b",
+            "a--b",
+        ] {
+            assert!(valid_reference(ok), "{ok}");
+        }
+        for bad in ["", "Alpine", "alpine:", "a:b:c", "-a", "a b", "a/", "alpine@sha256:xyz"] {
+            assert!(!valid_reference(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn platform_rules_and_repeated_instructions() {
+        let got = rules_of(
+            "FROM --platform=$TARGETPLATFORM a AS x\nFROM --platform=linux/arm64 b AS build-arm64\nFROM --platform=linux/arm64 b AS y\ncmd [\"a\"]\nCMD [\"b\"]\n",
+        );
+        let msgs: Vec<&str> = got.iter().map(|g| g.1.as_str()).collect();
+        assert!(msgs.contains(
+            &"Setting platform to predefined $TARGETPLATFORM in FROM is redundant as this is the default behavior"
+        ));
+        assert!(msgs.contains(&"FROM --platform flag should not use constant value \"linux/arm64\""));
+        assert_eq!(got.iter().filter(|g| g.0 == "FromPlatformFlagConstDisallowed").count(), 1);
+        assert!(msgs.contains(
+            &"Multiple CMD instructions should not be used in the same stage because only the last one will be used"
+        ));
     }
 
     #[test]

@@ -206,6 +206,8 @@ pub struct Step {
     pub mount_from: Vec<Option<Source>>,
     /// The SHELL in effect (for shell-form RUN/CMD/ENTRYPOINT).
     pub shell: Vec<String>,
+    /// A SHELL instruction (in this stage or a parent stage) set the shell.
+    pub custom_shell: bool,
     /// Injected from a base's ONBUILD triggers.
     pub from_trigger: bool,
     /// Variables referenced but neither set nor declared (lint
@@ -380,6 +382,7 @@ struct StageState {
     args: Vec<String>,
     shell: Vec<String>,
     onbuild: Vec<String>,
+    custom_shell: bool,
     /// The last RUN environment, the variable list it was built from, and
     /// the ARGs in scope then.
     run_env: Option<(EnvList, EnvList, NameList)>,
@@ -680,6 +683,7 @@ fn new_state() -> StageState {
         args: Vec::new(),
         shell: vec!["/bin/sh".to_string(), "-c".to_string()],
         onbuild: Vec::new(),
+        custom_shell: false,
         run_env: None,
     }
 }
@@ -834,7 +838,10 @@ fn dispatch(
                         mount_from.push(src);
                     }
                 }
-                Instruction::Shell { shell } => state.shell = shell.clone(),
+                Instruction::Shell { shell } => {
+                    state.shell = shell.clone();
+                    state.custom_shell = true;
+                }
                 Instruction::Onbuild { expression } => state.onbuild.push(expression.clone()),
                 _ => {}
             }
@@ -893,6 +900,7 @@ fn dispatch(
         copy_from,
         mount_from,
         shell: state.shell.clone(),
+        custom_shell: state.custom_shell,
         from_trigger,
         undefined_vars: unmatched
             .into_iter()
