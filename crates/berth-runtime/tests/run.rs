@@ -342,3 +342,34 @@ fn oom_kill_is_reported() {
     assert_eq!(r.exit_code, 137, "{r:?}");
     assert_no_leaks(&o, &id);
 }
+
+#[test]
+fn signals_to_berth_are_forwarded() {
+    use std::io::{BufRead, BufReader};
+    let layer = busybox_layer();
+    for (sig, name) in [
+        (nix::sys::signal::Signal::SIGTERM, "TERM"),
+        (nix::sys::signal::Signal::SIGINT, "INT"),
+        (nix::sys::signal::Signal::SIGUSR1, "USR1"),
+    ] {
+        let script = format!("trap 'echo got-{name}; exit 7' {name}; echo ready; while :; do sleep 0.05; done");
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_berth-runtime-helper"))
+            .args(["run", "--overlay"])
+            .arg(&layer)
+            .args(["sh", "-c", &script])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        assert_eq!(line, "ready\n");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();
+        line.clear();
+        out.read_line(&mut line).unwrap();
+        assert_eq!(line, format!("got-{name}\n"));
+        assert_eq!(child.wait().unwrap().code(), Some(7));
+    }
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains("/run/berth-helper/"), "helper rootfs left mounted");
+}
