@@ -191,8 +191,16 @@ pub fn cp(ctx: &Ctx, a: &CpArgs) -> Result<i32> {
     }
     let store_needed = matches!(src_ep, Endpoint::Store(_)) || matches!(dst_ep, Endpoint::Store(_));
     let store = if store_needed { Some(ctx.store()?) } else { None };
-    let src = match &src_ep {
-        Endpoint::Registry(_) => return Err(exit_with(1, "registry sources are not available in this build yet")),
+    // One registry client for both ends (credentials, certs.d, registries config).
+    let client = match (&src_ep, &dst_ep) {
+        (Endpoint::Registry(_), _) | (_, Endpoint::Registry(_)) => Some(crate::cmd::registry::client(ctx)?),
+        _ => None,
+    };
+    let src = match (&src_ep, &client) {
+        (Endpoint::Registry(r), Some(c)) => Source::Registry(Box::new(berth_transport::registry::RegistrySource::new(
+            c.clone(),
+            r.clone().with_default_tag(),
+        ))),
         _ => Source::open_local(&src_ep, store).map_err(|e| exit_with(1, e.to_string()))?,
     };
     let names: Vec<Reference> = match &dst_ep {
@@ -200,7 +208,7 @@ pub fn cp(ctx: &Ctx, a: &CpArgs) -> Result<i32> {
             vec![Reference::parse_normalized(n).map_err(|e| exit_with(1, e.to_string()))?.with_default_tag()]
         }
         Endpoint::DockerArchive { reference: Some(r), .. } => vec![r.clone()],
-        Endpoint::Registry(r) => vec![r.clone()],
+        Endpoint::Registry(r) => vec![r.clone().with_default_tag()],
         _ => Vec::new(),
     };
     let sink = match &dst_ep {
@@ -212,7 +220,18 @@ pub fn cp(ctx: &Ctx, a: &CpArgs) -> Result<i32> {
         Endpoint::DockerArchive { path, .. } => {
             Sink::Archive(ArchiveSink::new(ArchiveFormat::Docker, path, None, None)?)
         }
-        Endpoint::Registry(_) => return Err(exit_with(1, "registry destinations are not available in this build yet")),
+        Endpoint::Registry(r) => {
+            let c = client.clone().ok_or_else(|| anyhow!("registry client"))?;
+            // Registry to registry on the same host: mount blobs from the source repository.
+            let mounts = match &src_ep {
+                Endpoint::Registry(s) if s.domain() == r.domain() && s.path() != r.path() => vec![s.path().to_string()],
+                _ => Vec::new(),
+            };
+            Sink::Registry(Box::new(
+                berth_transport::registry::RegistrySink::new(c, r.clone().with_default_tag())
+                    .with_mount_candidates(mounts),
+            ))
+        }
     };
     let observer: Arc<dyn Observer> = if a.quiet {
         Arc::new(Quiet)
@@ -225,7 +244,14 @@ pub fn cp(ctx: &Ctx, a: &CpArgs) -> Result<i32> {
         max_concurrent: a.max_concurrent,
         names,
     };
-    let copied = ctx.block_on(berth_transport::copy_one(&src, &sink, &opts, observer))??;
+    let host = match (&dst_ep, &src_ep) {
+        (Endpoint::Registry(r), _) | (_, Endpoint::Registry(r)) => r.domain().to_string(),
+        _ => String::new(),
+    };
+    let copied = ctx.block_on(berth_transport::copy_one(&src, &sink, &opts, observer))?.map_err(|e| match e {
+        berth_transport::TransportError::Registry(r) => crate::cmd::registry::explain(*r, &host),
+        other => anyhow::Error::new(other),
+    })?;
     let _ = copied;
     Ok(0)
 }
