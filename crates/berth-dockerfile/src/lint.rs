@@ -629,18 +629,16 @@ fn plan_rules(env_known: bool, steps: &[Step], raw: &[Command], opts: &LintOptio
             }
         }
         match &c.instruction {
-            Instruction::Cmd(cl) | Instruction::Entrypoint(cl) => {
-                if cl.prepend_shell && !step.custom_shell {
-                    col.add(
-                        JSON_ARGS_RECOMMENDED,
-                        format!(
-                            "JSON arguments recommended for {} to prevent unintended behavior related to OS signals",
-                            c.keyword
-                        ),
-                        Some(c.range),
-                        &sup,
-                    );
-                }
+            Instruction::Cmd(cl) | Instruction::Entrypoint(cl) if cl.prepend_shell && !step.custom_shell => {
+                col.add(
+                    JSON_ARGS_RECOMMENDED,
+                    format!(
+                        "JSON arguments recommended for {} to prevent unintended behavior related to OS signals",
+                        c.keyword
+                    ),
+                    Some(c.range),
+                    &sup,
+                );
             }
             Instruction::Expose { ports } => {
                 for p in ports {
