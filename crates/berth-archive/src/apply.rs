@@ -858,38 +858,70 @@ fn clear_lower(dfd: &OwnedFd, dir: &[u8], ours: &HashSet<Vec<u8>>) -> io::Result
     Ok(())
 }
 
-/// Removes `name` (a directory) in `dir` and everything below it, never following symlinks.
+/// Removes `name` in `dir` and, for a directory, everything below it, never following
+/// symlinks. Iterative, holding one directory descriptor at a time (it climbs back with `..`),
+/// so a hostile, arbitrarily deep tree (built through symlink shortcuts) can exhaust neither
+/// the stack nor the descriptor table.
 pub(crate) fn remove_all(dir: &impl AsFd, name: &[u8]) -> io::Result<()> {
-    let fd =
-        match openat(dir, name, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
+    let dflags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let mut cur = match openat(dir, name, dflags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(Errno::NOTDIR) | Err(Errno::LOOP) => return unlinkat(dir, name, AtFlags::empty()).map_err(errno_io),
+        Err(Errno::NOENT) => return Ok(()),
+        Err(e) => return Err(errno_io(e)),
+    };
+    // Names from `dir` down to `cur`.
+    let mut names: Vec<Vec<u8>> = vec![name.to_vec()];
+    loop {
+        // Unlink every non-directory; stop at the first (possible) directory.
+        let mut sub: Option<Vec<u8>> = None;
         {
-            Ok(fd) => fd,
-            Err(Errno::NOTDIR) | Err(Errno::LOOP) => return unlinkat(dir, name, AtFlags::empty()).map_err(errno_io),
-            Err(Errno::NOENT) => return Ok(()),
-            Err(e) => return Err(errno_io(e)),
-        };
-    let mut children: Vec<(Vec<u8>, FileType)> = Vec::new();
-    {
-        let mut d = Dir::read_from(&fd).map_err(errno_io)?;
-        while let Some(ent) = d.read() {
-            let ent = ent.map_err(errno_io)?;
-            let n = ent.file_name().to_bytes();
-            if n != b"." && n != b".." {
-                children.push((n.to_vec(), ent.file_type()));
+            let mut d = Dir::read_from(&cur).map_err(errno_io)?;
+            while let Some(ent) = d.read() {
+                let ent = ent.map_err(errno_io)?;
+                let n = ent.file_name().to_bytes();
+                if n == b"." || n == b".." {
+                    continue;
+                }
+                if matches!(ent.file_type(), FileType::Directory | FileType::Unknown) {
+                    sub = Some(n.to_vec());
+                    break;
+                }
+                match unlinkat(&cur, n, AtFlags::empty()) {
+                    Ok(()) | Err(Errno::NOENT) => {}
+                    Err(e) => return Err(errno_io(e)),
+                }
             }
         }
-    }
-    for (n, ft) in children {
-        match ft {
-            FileType::Directory | FileType::Unknown => remove_all(&fd, &n)?,
-            _ => match unlinkat(&fd, n.as_slice(), AtFlags::empty()) {
-                Ok(()) | Err(Errno::NOENT) => {}
+        match sub {
+            Some(n) => match openat(&cur, n.as_slice(), dflags, Mode::empty()) {
+                Ok(fd) => {
+                    names.push(n);
+                    cur = fd;
+                }
+                Err(Errno::NOTDIR) | Err(Errno::LOOP) => {
+                    unlinkat(&cur, n.as_slice(), AtFlags::empty()).map_err(errno_io)?
+                }
+                Err(Errno::NOENT) => {}
                 Err(e) => return Err(errno_io(e)),
             },
+            None => {
+                let done = names.pop().unwrap_or_default();
+                if names.is_empty() {
+                    drop(cur);
+                    return match unlinkat(dir, name, AtFlags::REMOVEDIR) {
+                        Ok(()) | Err(Errno::NOENT) => Ok(()),
+                        Err(e) => Err(errno_io(e)),
+                    };
+                }
+                let parent = openat(&cur, "..", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+                    .map_err(errno_io)?;
+                match unlinkat(&parent, done.as_slice(), AtFlags::REMOVEDIR) {
+                    Ok(()) | Err(Errno::NOENT) => {}
+                    Err(e) => return Err(errno_io(e)),
+                }
+                cur = parent;
+            }
         }
-    }
-    match unlinkat(dir, name, AtFlags::REMOVEDIR) {
-        Ok(()) | Err(Errno::NOENT) => Ok(()),
-        Err(e) => Err(errno_io(e)),
     }
 }

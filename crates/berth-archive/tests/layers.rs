@@ -255,3 +255,29 @@ fn existing_directory_gets_the_new_owner_and_mode() {
     }
     assert_eq!(std::fs::metadata(t.path().join("sg")).unwrap().mode() & 0o7777, 0o2775);
 }
+
+#[test]
+fn whiteout_of_a_very_deep_tree() {
+    // 5,000 levels, deeper than any single path may be, built through a symlink shortcut
+    // every 1,000 levels; then one whiteout removes it all.
+    let t = tempfile::tempdir_in("/dev/shm").unwrap_or_else(|_| tempfile::tempdir().unwrap());
+    let chunk = "d/".repeat(1000);
+    let mut entries_owned: Vec<(String, Option<String>)> = Vec::new();
+    let mut prefix = String::from("top/");
+    for i in 0..5 {
+        entries_owned.push((format!("{prefix}{chunk}x"), None));
+        let real = format!("{prefix}{}", chunk.trim_end_matches('/'));
+        entries_owned.push((format!("s{i}"), Some(format!("/{real}"))));
+        prefix = format!("s{i}/");
+    }
+    let es: Vec<common::E> = entries_owned
+        .iter()
+        .map(|(p, l)| match l {
+            None => File(p.as_str(), b"x"),
+            Some(l) => Sym(p.as_str(), l.as_str()),
+        })
+        .collect();
+    apply_tar(t.path(), layer(&es).as_slice(), &flat()).unwrap();
+    apply_tar(t.path(), layer(&[File(".wh.top", b"")]).as_slice(), &flat()).unwrap();
+    assert!(!t.path().join("top").exists());
+}
