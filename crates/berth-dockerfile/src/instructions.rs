@@ -497,13 +497,6 @@ pub fn parse_instruction(node: &Node) -> Result<Command, Error> {
             fl.parse().map_err(ferr)?;
             let (sources, contents, dest) = sources_and_dest(&args, &node.heredocs, name).map_err(ierr)?;
             let from = f_from.and_then(|i| fl.string(i)).filter(|s| !s.is_empty());
-            if let Some(f) = &from
-                && has_var(f)
-            {
-                return Err(ferr(
-                    "'--from' doesn't support variable expansion, define alias stage instead".to_string(),
-                ));
-            }
             let c = CopyAdd {
                 is_add,
                 sources,
@@ -1247,8 +1240,8 @@ pub type ExpandResult = Result<String, String>;
 impl Instruction {
     /// Applies variable expansion to the fields BuildKit expands: ENV and
     /// LABEL keys and values, ADD/COPY sources,
-    /// destination, `--chown`, `--chmod`, `--checksum`, `--exclude` and
-    /// unquoted heredoc bodies, EXPOSE (with word splitting), FROM image and
+    /// destination, `--chown`, `--chmod`, `--checksum` and unquoted heredoc
+    /// bodies (never `--exclude`), EXPOSE (with word splitting), FROM image and
     /// platform, STOPSIGNAL, USER, VOLUME, WORKDIR and RUN `--mount`
     /// options (except `from`). RUN/CMD/ENTRYPOINT/SHELL/HEALTHCHECK/
     /// ONBUILD/MAINTAINER are left alone.
@@ -1288,9 +1281,6 @@ impl Instruction {
                 }
                 if let Some(v) = &c.checksum {
                     c.checksum = Some(word(v)?);
-                }
-                for e in &mut c.excludes {
-                    *e = word(e)?;
                 }
             }
             Instruction::Expose { ports } => {
@@ -1408,7 +1398,6 @@ mod tests {
         assert_eq!(msg("COPY --chown x y"), "missing a value on flag: chown");
         assert_eq!(msg("COPY --link=maybe x y"), "expecting boolean value for flag link, not: maybe");
         assert_eq!(msg("WORKDIR --x=1 /a"), "unknown flag: x");
-        assert!(msg("COPY --from=$X a b").contains("doesn't support variable expansion"));
         assert!(msg("RUN --mount=from=${X},target=/a x").contains("doesn't support variable expansion"));
         assert_eq!(msg("RUN --network=bridge x"), "unsupported network mode \"bridge\"");
     }

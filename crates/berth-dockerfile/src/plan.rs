@@ -348,18 +348,26 @@ impl Vars {
     fn get(&self, k: &str) -> Option<&EnvVar> {
         self.index.get(k).and_then(|i| self.vars.get(*i))
     }
+    /// Sets a variable like LLB's `AddEnv`: the last definition wins (ENV
+    /// or ARG, in instruction order) and a redefined name moves to the end.
     fn set(&mut self, name: &str, value: &str, kind: VarKind) {
         if let Some(&i) = self.index.get(name) {
             let vars = Arc::make_mut(&mut self.vars);
-            let Some(v) = vars.get_mut(i) else { return };
-            // ENV always wins over an ARG of the same name.
-            if kind == VarKind::Arg && v.kind == VarKind::Env {
+            if i + 1 == vars.len() {
+                if let Some(v) = vars.get_mut(i) {
+                    v.value = Arc::from(value);
+                    v.kind = kind;
+                }
                 return;
             }
-            if &*v.value != value {
-                v.value = Arc::from(value);
+            let old = vars.remove(i);
+            for v in &vars[i..] {
+                if let Some(p) = self.index.get_mut(&v.name) {
+                    *p -= 1;
+                }
             }
-            v.kind = kind;
+            self.index.insert(old.name.clone(), vars.len());
+            vars.push(EnvVar { name: old.name, value: Arc::from(value), kind });
         } else {
             let name: Arc<str> = Arc::from(name);
             let vars = Arc::make_mut(&mut self.vars);
@@ -628,12 +636,23 @@ pub fn plan_parsed(parsed: &Parsed, opts: &PlanOptions) -> Result<Plan> {
             Base::Stage(j) => states[*j].clone().unwrap_or_else(new_state),
             Base::Image(img) => {
                 let mut s = new_state();
-                for (k, v) in opts.base_image_env.get(img).into_iter().flatten() {
-                    s.vars.set(k, v, VarKind::Env);
+                if let Some(env) = opts.base_image_env.get(img) {
+                    for (k, v) in env {
+                        s.vars.set(k, v, VarKind::Env);
+                    }
+                    // BuildKit gives a Linux stage the default PATH when its
+                    // base has none; it is then visible to expansions.
+                    if s.vars.get("PATH").is_none() {
+                        s.vars.set("PATH", DEFAULT_PATH, VarKind::Env);
+                    }
                 }
                 s
             }
-            Base::Scratch => new_state(),
+            Base::Scratch => {
+                let mut s = new_state();
+                s.vars.set("PATH", DEFAULT_PATH, VarKind::Env);
+                s
+            }
         };
         state.onbuild.clear();
         known[i] = match &p.base {
@@ -768,6 +787,8 @@ fn dispatch(
             }
         }
         Instruction::Env { vars } => {
+            // The whole instruction is expanded against the environment
+            // before it: `ENV a=1 b=$a` sees the old `a`.
             for kv in vars.iter_mut() {
                 let k = lex.process(&kv.key, &state.vars).map_err(|e| eerr(e.message))?;
                 let v = lex.process(&kv.value, &state.vars).map_err(|e| eerr(e.message))?;
@@ -777,7 +798,8 @@ fn dispatch(
                 unmatched.extend(v.unmatched);
                 kv.key = k.result;
                 kv.value = v.result;
-                // Each pair sees the ones before it.
+            }
+            for kv in vars.iter() {
                 state.vars.set(&kv.key, &kv.value, VarKind::Env);
             }
         }
@@ -824,6 +846,13 @@ fn dispatch(
             match other {
                 Instruction::Copy(cp) => {
                     if let Some(f) = &cp.from {
+                        let p = lex.process(f, &state.vars).map_err(|e| eerr(e.message))?;
+                        if !p.matched.is_empty() || !p.unmatched.is_empty() {
+                            return Err(Error::Stage {
+                                message: "variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround".to_string(),
+                                range: Some(range),
+                            });
+                        }
                         let src = resolve_source(f, names);
                         check_order(&src, f)?;
                         copy_from = Some(src);
@@ -976,9 +1005,17 @@ mod tests {
         let mut o = opts();
         o.build_args.insert("HTTP_PROXY".into(), "http://p".into());
         o.build_args.insert("X".into(), "fromcli".into());
-        let p = plan(b"FROM scratch\nENV X=env\nARG X\nRUN echo\n", &o).unwrap();
+        let p = plan(b"FROM scratch\nARG X\nENV X=env\nRUN echo\n", &o).unwrap();
         let st = &p.stages[0].steps[2];
         assert_eq!(run_env(st, "X").as_deref(), Some("env"));
+        // In instruction order, like LLB's AddEnv: a later ARG wins too.
+        let p = plan(b"FROM scratch\nENV X=env\nARG X\nRUN echo\n", &o).unwrap();
+        assert_eq!(run_env(&p.stages[0].steps[2], "X").as_deref(), Some("fromcli"));
+        let p = plan(b"FROM scratch\nENV a=1\nENV a=2 b=$a\n", &o).unwrap();
+        let Instruction::Env { vars } = &p.stages[0].steps[1].command.instruction else { panic!() };
+        assert_eq!(vars[1].value, "1");
+        let e = plan(b"FROM scratch\nARG S=x\nCOPY --from=$S a b\n", &o).unwrap_err();
+        assert!(e.message().starts_with("variable expansion is not supported for --from"));
         let proxy = st.env.iter().find(|v| &*v.name == "HTTP_PROXY").unwrap();
         assert_eq!(proxy.kind, VarKind::Proxy);
         assert!(!names(st).contains(&"HTTP_PROXY"));
@@ -1085,6 +1122,13 @@ mod tests {
         o.base_image_onbuild.insert("img".into(), vec!["COPY --from=p / /".into()]);
         let p = plan(b"FROM a AS p\nFROM img\n", &o).unwrap();
         assert_eq!(p.stage(1).unwrap().deps, vec![0]);
+    }
+
+    #[test]
+    fn scratch_has_default_path() {
+        let p = plan(b"FROM scratch\nENV PATH=$PATH:/x\n", &opts()).unwrap();
+        let Instruction::Env { vars } = &p.stages[0].steps[0].command.instruction else { panic!() };
+        assert_eq!(vars[0].value, format!("{DEFAULT_PATH}:/x"));
     }
 
     #[test]
