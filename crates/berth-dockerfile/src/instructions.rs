@@ -106,7 +106,7 @@ pub enum Mount {
     },
     Cache {
         target: String,
-        /// Defaults to the target path.
+        /// Defaults to the cleaned target path.
         id: String,
         sharing: Sharing,
         from: Option<String>,
@@ -482,7 +482,6 @@ pub fn parse_instruction(node: &Node) -> Result<Command, Error> {
             let f_chown = fl.add("chown", FlagType::Str);
             let f_chmod = fl.add("chmod", FlagType::Str);
             let f_link = fl.add("link", FlagType::Bool);
-            let f_parents = fl.add("parents", FlagType::Bool);
             let f_exclude = fl.add("exclude", FlagType::Strs);
             let (f_from, f_checksum, f_keep, f_unpack) = if is_add {
                 (
@@ -494,6 +493,7 @@ pub fn parse_instruction(node: &Node) -> Result<Command, Error> {
             } else {
                 (Some(fl.add("from", FlagType::Str)), None, None, None)
             };
+            let f_parents = (!is_add).then(|| fl.add("parents", FlagType::Bool));
             fl.parse().map_err(ferr)?;
             let (sources, contents, dest) = sources_and_dest(&args, &node.heredocs, name).map_err(ierr)?;
             let from = f_from.and_then(|i| fl.string(i)).filter(|s| !s.is_empty());
@@ -507,7 +507,7 @@ pub fn parse_instruction(node: &Node) -> Result<Command, Error> {
                 chmod_raw: fl.string(f_chmod).filter(|s| !s.is_empty()),
                 chmod: None,
                 link: fl.boolean(f_link),
-                parents: fl.boolean(f_parents),
+                parents: f_parents.is_some_and(|i| fl.boolean(i)),
                 excludes: fl.strings(f_exclude),
                 checksum: f_checksum.and_then(|i| fl.string(i)).filter(|s| !s.is_empty()),
                 keep_git_dir: f_keep.is_some_and(|i| fl.boolean(i)),
@@ -897,7 +897,7 @@ fn opt_interval(v: Option<&str>, name: &str) -> Result<i64, String> {
 
 /// Parses a `--chmod` value: octal up to 07777 or a chmod(1) symbolic mode.
 pub fn parse_chmod(s: &str) -> Result<Chmod, String> {
-    let bad = || format!("invalid chmod parameter: {s}");
+    let bad = || format!("invalid chmod parameter: '{s}'. it should be octal string and between 0 and 07777");
     if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
         let v = u32::from_str_radix(s, 8).map_err(|_| bad())?;
         if v > 0o7777 {
@@ -1193,7 +1193,7 @@ pub fn parse_mount(value: &str, ssh_index: usize) -> Result<Mount, String> {
         "cache" => {
             let target = target.ok_or("mount type \"cache\" requires a target")?;
             Mount::Cache {
-                id: id.unwrap_or_else(|| target.clone()),
+                id: id.unwrap_or_else(|| crate::util::clean_path(&target)),
                 target,
                 sharing: sharing.unwrap_or(Sharing::Shared),
                 from,
@@ -1415,6 +1415,11 @@ mod tests {
         let Instruction::Add(a) = c.instruction else { panic!() };
         assert!(a.keep_git_dir);
         assert!(msg("ADD --from=x a b").starts_with("unknown flag: from"));
+        assert!(msg("ADD --parents a b").starts_with("unknown flag: parents"));
+        assert_eq!(
+            parse_chmod("64a").unwrap_err(),
+            "invalid chmod parameter: '64a'. it should be octal string and between 0 and 07777"
+        );
     }
 
     #[test]

@@ -416,8 +416,9 @@ fn stage_label(i: usize, name: &str) -> String {
 /// Resolves a `--from` / `from=` value: a stage name (case-insensitive),
 /// a stage index, or an image.
 fn resolve_source(v: &str, names: &[String]) -> Source {
+    // With duplicate names, `--from` binds the last definition.
     let l = go_lower(v);
-    if let Some(i) = names.iter().position(|n| !n.is_empty() && *n == l) {
+    if let Some(i) = names.iter().rposition(|n| !n.is_empty() && *n == l) {
         return Source::Stage(i);
     }
     if let Ok(i) = v.parse::<usize>()
@@ -426,6 +427,15 @@ fn resolve_source(v: &str, names: &[String]) -> Source {
         return Source::Stage(i);
     }
     Source::Image(v.to_string())
+}
+
+/// `RUN --mount from=` takes a stage name or an image (no index).
+fn resolve_mount_source(v: &str, names: &[String]) -> Source {
+    let l = go_lower(v);
+    match names.iter().rposition(|n| !n.is_empty() && *n == l) {
+        Some(i) => Source::Stage(i),
+        None => Source::Image(v.to_string()),
+    }
 }
 
 fn mount_from_raw(spec: &str) -> Option<String> {
@@ -530,7 +540,7 @@ pub fn plan_parsed(parsed: &Parsed, opts: &PlanOptions) -> Result<Plan> {
         let l = go_lower(&image);
         let base = if image == "scratch" {
             Base::Scratch
-        } else if let Some(j) = names[..i].iter().position(|n| !n.is_empty() && *n == l) {
+        } else if let Some(j) = names[..i].iter().rposition(|n| !n.is_empty() && *n == l) {
             Base::Stage(j)
         } else {
             Base::Image(image.clone())
@@ -554,13 +564,18 @@ pub fn plan_parsed(parsed: &Parsed, opts: &PlanOptions) -> Result<Plan> {
             Base::Scratch => {}
         }
         for c in triggers.iter().chain(&st.commands) {
-            let froms: Vec<String> = match &c.instruction {
-                Instruction::Copy(cp) => cp.from.iter().cloned().collect(),
-                Instruction::Run(r) => r.mount_specs.iter().filter_map(|m| mount_from_raw(m)).collect(),
+            let froms: Vec<Source> = match &c.instruction {
+                Instruction::Copy(cp) => cp.from.iter().map(|f| resolve_source(f, &names)).collect(),
+                Instruction::Run(r) => r
+                    .mount_specs
+                    .iter()
+                    .filter_map(|m| mount_from_raw(m))
+                    .map(|f| resolve_mount_source(&f, &names))
+                    .collect(),
                 _ => Vec::new(),
             };
             for fr in froms {
-                if let Source::Stage(j) = resolve_source(&fr, &names) {
+                if let Source::Stage(j) = fr {
                     deps.insert(j);
                 }
             }
@@ -573,7 +588,7 @@ pub fn plan_parsed(parsed: &Parsed, opts: &PlanOptions) -> Result<Plan> {
         None => parsed.stages.len() - 1,
         Some(t) => {
             let l = go_lower(t);
-            match names.iter().position(|n| !n.is_empty() && *n == l) {
+            match names.iter().rposition(|n| !n.is_empty() && *n == l) {
                 Some(i) => i,
                 None => {
                     let opts: Vec<&str> = names.iter().filter(|n| !n.is_empty()).map(String::as_str).collect();
@@ -860,7 +875,7 @@ fn dispatch(
                 }
                 Instruction::Run(r) => {
                     for m in &r.mounts {
-                        let src = m.from().map(|f| resolve_source(f, names));
+                        let src = m.from().map(|f| resolve_mount_source(f, names));
                         if let (Some(s), Some(f)) = (&src, m.from()) {
                             check_order(s, f)?;
                         }
@@ -1050,6 +1065,17 @@ mod tests {
         assert_eq!(run_env(&p.stages[0].steps[1], "TARGETSTAGE").as_deref(), Some("one"));
         let p = plan(src, &opts()).unwrap();
         assert_eq!(run_env(&p.stage(1).unwrap().steps[1], "TARGETSTAGE").as_deref(), Some("default"));
+    }
+
+    #[test]
+    fn duplicate_names_bind_like_buildkit() {
+        let src = b"FROM a AS x\nFROM b AS x\nFROM x AS y\nCOPY --from=x / /\nFROM c\nCOPY --from=y / /\n";
+        let p = plan(src, &opts()).unwrap();
+        // FROM binds the latest earlier definition, --from the last one.
+        assert_eq!(p.stage(2).unwrap().base, Base::Stage(1));
+        assert_eq!(p.stage(2).unwrap().steps[0].copy_from, Some(Source::Stage(1)));
+        let p = plan(src, &PlanOptions { target: Some("x".into()), ..opts() }).unwrap();
+        assert_eq!(p.target, 1);
     }
 
     #[test]
