@@ -204,6 +204,8 @@ fn self_consistent(s: &str) -> bool {
 const PLATFORM_ARGS: &[&str] = &[
     "BUILDPLATFORM",
     "BUILDOS",
+    "BUILDOSVERSION",
+    "TARGETOSVERSION",
     "BUILDARCH",
     "BUILDVARIANT",
     "TARGETPLATFORM",

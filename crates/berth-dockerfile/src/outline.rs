@@ -50,6 +50,8 @@ fn is_builtin(name: &str) -> bool {
         name,
         "BUILDPLATFORM"
             | "BUILDOS"
+            | "BUILDOSVERSION"
+            | "TARGETOSVERSION"
             | "BUILDARCH"
             | "BUILDVARIANT"
             | "TARGETPLATFORM"

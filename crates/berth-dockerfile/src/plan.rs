@@ -315,6 +315,9 @@ pub struct Parsed {
 
 /// Parses a Dockerfile and types every instruction.
 pub fn parse_dockerfile(source: &[u8]) -> Result<Parsed> {
+    if source.is_empty() {
+        return Err(Error::Parse { message: "the Dockerfile cannot be empty".to_string(), range: None });
+    }
     let df = parse(source)?;
     let mut meta_args = Vec::new();
     let mut stages: Vec<RawStage> = Vec::new();
@@ -400,10 +403,12 @@ fn platform_args(target: &Platform, build: &Platform) -> Vec<(String, String)> {
     vec![
         ("BUILDPLATFORM".into(), build.to_string()),
         ("BUILDOS".into(), build.os.clone()),
+        ("BUILDOSVERSION".into(), String::new()),
         ("BUILDARCH".into(), build.arch.clone()),
         ("BUILDVARIANT".into(), build.variant.clone().unwrap_or_default()),
         ("TARGETPLATFORM".into(), target.to_string()),
         ("TARGETOS".into(), target.os.clone()),
+        ("TARGETOSVERSION".into(), String::new()),
         ("TARGETARCH".into(), target.arch.clone()),
         ("TARGETVARIANT".into(), target.variant.clone().unwrap_or_default()),
     ]
