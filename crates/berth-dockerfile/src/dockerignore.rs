@@ -885,6 +885,36 @@ mod tests {
     }
 
     #[test]
+    fn dockerfile_specific_ignore_file_wins() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join(".dockerignore"), "a\n").unwrap();
+        std::fs::create_dir(d.path().join("sub")).unwrap();
+        std::fs::write(d.path().join("sub/Dockerfile.dev.dockerignore"), "/b/\n!c\n").unwrap();
+        let f = load_ignore_file(d.path(), Some(&d.path().join("sub/Dockerfile.dev"))).unwrap().unwrap();
+        assert_eq!(f.patterns, vec!["b", "!c"]);
+        let f = load_ignore_file(d.path(), Some(&d.path().join("Dockerfile"))).unwrap().unwrap();
+        assert_eq!(f.patterns, vec!["a"]);
+        std::fs::remove_file(d.path().join(".dockerignore")).unwrap();
+        assert!(load_ignore_file(d.path(), None).unwrap().is_none());
+    }
+
+    #[test]
+    fn walker_prunes_but_reaches_reincluded_files() {
+        let d = tempfile::tempdir().unwrap();
+        for p in ["node_modules/x/y.js", "node_modules/keep/k.txt", "src/a.rs", "Dockerfile"] {
+            let f = d.path().join(p);
+            std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+            std::fs::write(f, b"").unwrap();
+        }
+        let got: Vec<String> = list_context(d.path(), &["node_modules", "!node_modules/keep", "Dockerfile"])
+            .unwrap()
+            .into_iter()
+            .map(|e| e.path)
+            .collect();
+        assert_eq!(got, vec!["node_modules", "node_modules/keep", "node_modules/keep/k.txt", "src", "src/a.rs"]);
+    }
+
+    #[test]
     fn go_regexp_escapes() {
         let pm = PatternMatcher::new(&["a\\d"]).unwrap();
         assert!(pm.matches("a1").unwrap());
