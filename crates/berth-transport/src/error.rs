@@ -36,6 +36,14 @@ pub enum TransportError {
     DigestMismatch { digest: Digest, actual: Digest },
     #[error("layer {digest}: uncompressed content has digest {actual}, but the image config says {expected}")]
     DiffIdMismatch { digest: Digest, expected: Digest, actual: Digest },
+    /// Unpacking a layer failed (often because the blob is corrupt: a broken gzip stream shows
+    /// before the digest check at the end can).
+    #[error("layer {digest}: {source}")]
+    Layer {
+        digest: Digest,
+        #[source]
+        source: Box<TransportError>,
+    },
     #[error("{0}")]
     Unsupported(String),
     #[error(transparent)]

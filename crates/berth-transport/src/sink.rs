@@ -152,7 +152,8 @@ impl StoreSink {
             let f = store.open_blob(&desc.digest)?;
             let snap = store.temp_snapshot()?;
             let (digests, report) =
-                crate::unpack::unpack_layer(std::io::BufReader::with_capacity(1 << 20, f), &snap.fs(), &mut |_| {})?;
+                crate::unpack::unpack_layer(std::io::BufReader::with_capacity(1 << 20, f), &snap.fs(), &mut |_| {})
+                    .map_err(|e| TransportError::Layer { digest: desc.digest.clone(), source: Box::new(e) })?;
             check_layer(&desc, &diff, &digests.compressed, &digests.diff_id)?;
             snap.commit(&diff, &report)?;
             store.record_layer(&desc.digest, digests.compression, &diff)?;
@@ -183,7 +184,8 @@ impl StoreSink {
                     let (digests, report) = {
                         let counted = Counted::new(bridge, &desc, true, obs.as_ref());
                         let tee = Tee { inner: counted, out: &mut blob };
-                        crate::unpack::unpack_layer(tee, &snap.fs(), &mut |_| {})?
+                        crate::unpack::unpack_layer(tee, &snap.fs(), &mut |_| {})
+                            .map_err(|e| TransportError::Layer { digest: desc.digest.clone(), source: Box::new(e) })?
                     };
                     if digests.compressed_size != desc.size {
                         return Err(TransportError::Store(berth_store::StoreError::SizeMismatch {
