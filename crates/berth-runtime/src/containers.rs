@@ -389,6 +389,17 @@ impl Containers {
 /// Best effort: remove a dead container's runtime leftovers (libcontainer state and
 /// cgroup, rootfs mount, scratch files).
 pub(crate) fn cleanup_orphan(opts: &RuntimeOptions, id: &str) {
+    if let crate::run::Backend::External(rt) = &opts.backend
+        && opts.state_root.join("runc").join(id).exists()
+    {
+        let _ = Command::new(rt)
+            .arg("--root")
+            .arg(opts.state_root.join("runc"))
+            .args(["delete", "--force", id])
+            .stdout(PStdio::null())
+            .stderr(PStdio::null())
+            .status();
+    }
     let lc = opts.lc_root().join(id);
     if lc.exists()
         && let Ok(mut c) = libcontainer::container::Container::load(lc.clone())
@@ -398,7 +409,7 @@ pub(crate) fn cleanup_orphan(opts: &RuntimeOptions, id: &str) {
     let scratch = opts.scratch_dir(id);
     let rootfs = scratch.join("rootfs");
     let _ = nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH);
-    for f in ["bundle/config.json", "resolv.conf", "hosts", "hostname", "console.sock"] {
+    for f in ["bundle/config.json", "resolv.conf", "hosts", "hostname", "console.sock", "runc.pid"] {
         let _ = fs::remove_file(scratch.join(f));
     }
     for d in ["bundle", "rootfs", "rootfs.empty", ""] {

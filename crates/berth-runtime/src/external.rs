@@ -74,20 +74,41 @@ pub(crate) fn run_external(
         .map_err(|e| Error::sys("signalfd", e))?;
     let w = wire(cfg, &mut stdio)?;
     let root = opts.state_root.join("runc");
+    let pid_file = prep.scratch.join("runc.pid");
+    let _ = fs::remove_file(&pid_file);
     let mut cmd = Command::new(rt);
     cmd.arg("--root")
         .arg(&root)
         .arg("run")
         .arg("--bundle")
         .arg(&prep.bundle)
+        .arg("--pid-file")
+        .arg(&pid_file)
         .arg(id)
         .stdin(to_stdio(w.child_stdin))
         .stdout(to_stdio(w.child_stdout))
         .stderr(to_stdio(w.child_stderr));
     let child = cmd.spawn().map_err(|e| rt_err(rt, format!("cannot execute: {e}")))?;
     let pid = Pid::from_raw(child.id() as i32);
-    observer.started(pid.as_raw());
-    let out = pump(cfg, pid, &sfd, None, w.out_r, w.err_r, stdio)?;
+    // Report "started" only once the runtime has created the container (it writes the
+    // pid file then), so an immediate `exec` finds it. Signals still go to runc, which
+    // forwards them.
+    let t0 = std::time::Instant::now();
+    let mut container_pid = None;
+    while t0.elapsed() < std::time::Duration::from_secs(30) {
+        if let Some(p) = fs::read_to_string(&pid_file).ok().and_then(|s| s.trim().parse::<i32>().ok()) {
+            container_pid = Some(p);
+            break;
+        }
+        if !crate::util::pid_alive(pid.as_raw()) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    observer.started(container_pid.unwrap_or(pid.as_raw()));
+    let out = pump(cfg, pid, &sfd, None, w.out_r, w.err_r, stdio);
+    let _ = fs::remove_file(&pid_file);
+    let out = out?;
     let oom = cfg.memory.is_some() && crate::cgroup::oom_killed(&prep.cgroups_path);
     Ok(RunOutcome { oom_killed: oom, ..out })
 }

@@ -156,7 +156,7 @@ impl Prepared {
         };
         // Never remove_dir_all: only our own files, so a still-mounted rootfs is safe.
         let _ = fs::remove_file(self.bundle.join("config.json"));
-        for f in ["resolv.conf", "hosts", "hostname", "console.sock", "process.json"] {
+        for f in ["resolv.conf", "hosts", "hostname", "console.sock", "process.json", "runc.pid"] {
             let _ = fs::remove_file(self.scratch.join(f));
         }
         let _ = fs::remove_dir(&self.bundle);

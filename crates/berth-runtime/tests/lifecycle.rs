@@ -294,3 +294,29 @@ fn attached_inherit_output_reaches_terminal_and_log() {
     );
     cleanup(&s, &o, &id);
 }
+
+#[test]
+fn detached_and_exec_with_external_runc() {
+    let mut o = opts();
+    o.backend = Backend::External("/usr/sbin/runc".into());
+    let s = store();
+    let id = unique_id("rdet");
+    s.create(&id, None, &config(&id, &["sh", "-c", "echo started; sleep 60"]), &o).unwrap();
+    s.start_detached(&id).unwrap();
+    let mut out = String::new();
+    let r = s
+        .exec(
+            &id,
+            &ExecConfig { args: vec!["sh".into(), "-c".into(), "hostname; exit 3".into()], ..Default::default() },
+            Stdio::Capture(&mut |_, l| out.push_str(&String::from_utf8_lossy(l))),
+        )
+        .unwrap();
+    assert_eq!(r.exit_code, 3, "{out}");
+    assert_eq!(out.trim(), &id[..12]);
+    s.stop(&id, Some(Duration::from_millis(500))).unwrap();
+    assert_eq!(s.inspect(&id).unwrap().state.exit_code, 137);
+    let mut logs = vec![];
+    s.logs(&id, &LogOptions::default(), &mut |e| logs.push(e.log.clone())).unwrap();
+    assert_eq!(logs, vec!["started\n".to_string()]);
+    cleanup(&s, &o, &id);
+}
