@@ -53,3 +53,50 @@ pub fn export_image(store: &Store, state: &State, labels: &BTreeMap<String, Stri
     let digest = store.put_blob_bytes(&bytes, None)?;
     Ok((Descriptor::new(media::OCI_MANIFEST, digest, bytes.len() as u64), config_digest))
 }
+
+/// Applies `--change` instructions (`docker commit`/`docker import`): CMD, ENTRYPOINT, ENV,
+/// EXPOSE, LABEL, ONBUILD, USER, VOLUME, WORKDIR, STOPSIGNAL, HEALTHCHECK, SHELL. Each change is
+/// one Dockerfile line; errors name it.
+pub fn apply_changes(config: &mut berth_types::ImageConfig, changes: &[String]) -> Result<()> {
+    use berth_dockerfile::Instruction as I;
+    let mut cmd_set = false;
+    for ch in changes {
+        let node = berth_dockerfile::parse_trigger(ch)
+            .map_err(|e| BuildError::Other(format!("invalid change {ch:?}: {e}")))?;
+        let cmd = berth_dockerfile::parse_instruction(&node)
+            .map_err(|e| BuildError::Other(format!("invalid change {ch:?}: {e}")))?;
+        match &cmd.instruction {
+            I::Cmd(_)
+            | I::Entrypoint(_)
+            | I::Env { .. }
+            | I::Expose { .. }
+            | I::Label { .. }
+            | I::Onbuild { .. }
+            | I::User { .. }
+            | I::Volume { .. }
+            | I::Stopsignal { .. }
+            | I::Healthcheck(_)
+            | I::Shell { .. } => {
+                let shell = config
+                    .config
+                    .as_ref()
+                    .and_then(|c| c.shell.clone())
+                    .unwrap_or_else(|| vec!["/bin/sh".to_string(), "-c".to_string()]);
+                crate::solve::apply_metadata(config, &cmd.instruction, &shell, &mut cmd_set)?;
+            }
+            I::Workdir { path } => {
+                let cur = config.config.as_ref().and_then(|c| c.working_dir.clone()).unwrap_or_else(|| "/".into());
+                let p =
+                    if path.starts_with('/') { path.clone() } else { format!("{}/{path}", cur.trim_end_matches('/')) };
+                config.config_mut().working_dir = Some(berth_dockerfile::clean_path(&p));
+            }
+            other => {
+                return Err(BuildError::Other(format!(
+                    "{} is not a valid change command (use CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD, USER, VOLUME, WORKDIR)",
+                    other.name()
+                )));
+            }
+        }
+    }
+    Ok(())
+}

@@ -35,7 +35,7 @@ use berth_types::Platform;
 pub use cache::{Cache, Record, State};
 pub use context::Context;
 pub use error::{BuildError, Result};
-pub use export::export_image;
+pub use export::{apply_changes, export_image};
 
 /// Where a secret's value comes from (`--secret id=…,src=…|env=…`).
 #[derive(Debug, Clone)]

@@ -293,7 +293,7 @@ impl Solver<'_> {
             }
             other => {
                 let mut config = parent.config.clone();
-                apply_metadata(&mut config, other, step, cmd_set)?;
+                apply_metadata(&mut config, other, &step.shell, cmd_set)?;
                 let hist = history_text(cmd, step);
                 config.history.push(History {
                     created: Some(created.clone()),
@@ -1273,7 +1273,12 @@ fn expand_port(p: &str) -> Vec<String> {
 }
 
 /// Applies a metadata-only instruction to the image config.
-fn apply_metadata(config: &mut ImageConfig, i: &Instruction, step: &Step, cmd_set: &mut bool) -> Result<()> {
+pub(crate) fn apply_metadata(
+    config: &mut ImageConfig,
+    i: &Instruction,
+    shell: &[String],
+    cmd_set: &mut bool,
+) -> Result<()> {
     let c = config.config_mut();
     match i {
         Instruction::Env { vars } => {
@@ -1297,11 +1302,11 @@ fn apply_metadata(config: &mut ImageConfig, i: &Instruction, step: &Step, cmd_se
             }
         }
         Instruction::Cmd(cl) => {
-            c.cmd = Some(argv_of(cl, step));
+            c.cmd = Some(argv_of(cl, shell));
             *cmd_set = true;
         }
         Instruction::Entrypoint(cl) => {
-            c.entrypoint = Some(argv_of(cl, step));
+            c.entrypoint = Some(argv_of(cl, shell));
             if !*cmd_set {
                 c.cmd = None;
             }
@@ -1332,9 +1337,9 @@ fn apply_metadata(config: &mut ImageConfig, i: &Instruction, step: &Step, cmd_se
     Ok(())
 }
 
-fn argv_of(cl: &berth_dockerfile::instructions::CommandLine, step: &Step) -> Vec<String> {
+fn argv_of(cl: &berth_dockerfile::instructions::CommandLine, shell: &[String]) -> Vec<String> {
     if cl.prepend_shell {
-        let mut a = step.shell.clone();
+        let mut a = shell.to_vec();
         a.push(cl.args.join(" "));
         a
     } else {

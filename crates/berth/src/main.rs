@@ -62,8 +62,13 @@ fn init_logging(g: &cli::Global) {
             None => std::env::var("BERTH_LOG").unwrap_or_else(|_| "warn".to_string()),
         }
     };
-    let filter = tracing_subscriber::EnvFilter::try_new(format!("{level},hyper=warn,reqwest=warn,rustls=warn,h2=warn"))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // libcontainer logs its own (expected) cgroup-controller warnings and errors that berth
+    // reports itself; keep them for --debug only.
+    let quiet_libs = if level == "debug" || level == "trace" { "" } else { ",libcontainer=off,libcgroups=off" };
+    let filter = tracing_subscriber::EnvFilter::try_new(format!(
+        "{level},hyper=warn,reqwest=warn,rustls=warn,h2=warn{quiet_libs}"
+    ))
+    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

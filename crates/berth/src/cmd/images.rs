@@ -210,7 +210,17 @@ pub fn inspect(ctx: &Ctx, a: &InspectArgs) -> Result<i32> {
     let store = ctx.store()?;
     let mut items = Vec::new();
     let mut missing = Vec::new();
+    let want_containers = a.kind.as_deref() != Some("image");
+    let want_images = a.kind.as_deref() != Some("container");
     for n in &a.names {
+        if want_containers && let Ok(info) = crate::cmd::containers::find(ctx, n) {
+            items.push(crate::cmd::containers::inspect_json(&info));
+            continue;
+        }
+        if !want_images {
+            missing.push(n.clone());
+            continue;
+        }
         match store.find_image(n) {
             Ok(rec) => items.push(inspect_image(&rec, store)),
             Err(StoreError::NoSuchImage(_)) | Err(StoreError::Ambiguous(_)) => missing.push(n.clone()),
@@ -224,7 +234,11 @@ pub fn inspect(ctx: &Ctx, a: &InspectArgs) -> Result<i32> {
     }
     drop(out);
     if !missing.is_empty() {
-        let kind = if matches!(a.kind.as_deref(), Some("image")) { "image" } else { "object" };
+        let kind = match a.kind.as_deref() {
+            Some("image") => "image",
+            Some("container") => "container",
+            _ => "object",
+        };
         for m in &missing {
             eprintln!("Error: No such {kind}: {m}");
         }

@@ -2,13 +2,14 @@
 
 pub mod archive;
 mod build;
+pub mod containers;
 pub mod images;
 pub mod registry;
 mod system;
 
 use anyhow::Result;
 
-use crate::cli::{BuilderCmd, BuildxCmd, Command, DebugCmd, ImageCmd, SystemCmd};
+use crate::cli::{BuilderCmd, BuildxCmd, Command, ContainerCmd, DebugCmd, HealthcheckCmd, ImageCmd, SystemCmd};
 use crate::ctx::Ctx;
 use crate::errors::exit_with;
 
@@ -16,6 +17,24 @@ pub fn dispatch(ctx: &Ctx, cmd: Command) -> Result<i32> {
     match cmd {
         Command::Images(a) | Command::Image(ImageCmd::Ls(a)) => images::images(ctx, &a),
         Command::Inspect(a) => images::inspect(ctx, &a),
+        Command::Run(a) | Command::Container(ContainerCmd::Run(a)) => containers::run(ctx, &a),
+        Command::Create(a) | Command::Container(ContainerCmd::Create(a)) => containers::create(ctx, &a),
+        Command::Start(a) | Command::Container(ContainerCmd::Start(a)) => containers::start(ctx, &a),
+        Command::Ps(a) | Command::Container(ContainerCmd::Ls(a)) => containers::ps(ctx, &a),
+        Command::Logs(a) | Command::Container(ContainerCmd::Logs(a)) => containers::logs(ctx, &a),
+        Command::Stop(a) | Command::Container(ContainerCmd::Stop(a)) => containers::stop(ctx, &a),
+        Command::Kill(a) | Command::Container(ContainerCmd::Kill(a)) => containers::kill(ctx, &a),
+        Command::Wait(a) | Command::Container(ContainerCmd::Wait(a)) => containers::wait(ctx, &a),
+        Command::Rm(a) | Command::Container(ContainerCmd::Rm(a)) => containers::rm(ctx, &a),
+        Command::Container(ContainerCmd::Prune(a)) => containers::prune(ctx, &a),
+        Command::Exec(a) | Command::Container(ContainerCmd::Exec(a)) => containers::exec(ctx, &a),
+        Command::Export(a) | Command::Container(ContainerCmd::Export(a)) => containers::export(ctx, &a),
+        Command::Import(a) | Command::Image(ImageCmd::Import(a)) => containers::import(ctx, &a),
+        Command::Commit(a) | Command::Container(ContainerCmd::Commit(a)) => containers::commit(ctx, &a),
+        Command::Container(ContainerCmd::Inspect(a)) => {
+            images::inspect(ctx, &crate::cli::InspectArgs { kind: Some("container".into()), ..a })
+        }
+        Command::Healthcheck(HealthcheckCmd::Run(a)) => containers::healthcheck_run(ctx, &a),
         Command::Image(ImageCmd::Inspect(a)) => images::inspect(ctx, &a),
         Command::History(a) | Command::Image(ImageCmd::History(a)) => images::history(ctx, &a),
         Command::Tag(a) | Command::Image(ImageCmd::Tag(a)) => images::tag(ctx, &a),

@@ -17,6 +17,16 @@ use crate::errors::exit_with;
 pub fn gc_roots(ctx: &Ctx) -> Result<Roots> {
     let store = ctx.store()?;
     let mut roots = berth_build::Cache::open(store)?.roots();
+    // Containers keep the layers they run on, even after their image is removed.
+    let (_, lowers) = crate::cmd::containers::in_use(ctx)?;
+    for l in lowers {
+        if let Some(name) = l.parent().and_then(|p| p.file_name()).and_then(|n| n.to_str())
+            && let Some((alg, hex)) = name.split_once('-')
+            && let Ok(d) = berth_types::Digest::parse(&format!("{alg}:{hex}"))
+        {
+            roots.snapshots.insert(d);
+        }
+    }
     for id in images_in_use(ctx)? {
         // Containers keep their image: its manifest entries are roots (walked by the store).
         for rec in store.images()? {
@@ -31,13 +41,15 @@ pub fn gc_roots(ctx: &Ctx) -> Result<Roots> {
 }
 
 /// (all, running) containers.
-pub fn container_count(_ctx: &Ctx) -> (usize, usize) {
-    (0, 0)
+pub fn container_count(ctx: &Ctx) -> (usize, usize) {
+    let list = crate::cmd::containers::containers(ctx).and_then(|c| Ok(c.list()?)).unwrap_or_default();
+    let running = list.iter().filter(|i| i.state.status == berth_runtime::Status::Running).count();
+    (list.len(), running)
 }
 
 /// Image IDs used by containers (they cannot be pruned).
-pub fn images_in_use(_ctx: &Ctx) -> Result<HashSet<Digest>> {
-    Ok(HashSet::new())
+pub fn images_in_use(ctx: &Ctx) -> Result<HashSet<Digest>> {
+    Ok(crate::cmd::containers::in_use(ctx)?.0)
 }
 
 pub fn check(ctx: &Ctx, _a: &SystemCheckArgs) -> Result<i32> {
