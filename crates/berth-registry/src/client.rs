@@ -313,11 +313,15 @@ impl Client {
     /// Pings `host` (`/v2/`) and picks the scheme: HTTPS with verification for secure hosts;
     /// for insecure hosts HTTPS without verification first, then plain HTTP (Docker's order).
     async fn probe(&self, name: &str) -> Result<Host> {
-        let insecure = self.is_insecure(name);
+        // registries.conf `location` remaps a whole registry host (`prefix = "a.example"`,
+        // `location = "localhost:5001"`): requests go to the location, credentials and names
+        // stay those of `name`.
+        let target = self.location_of(name);
+        let insecure = self.is_insecure(&target);
         let mut last_err = None;
         for scheme in if insecure { &["https", "http"][..] } else { &["https"][..] } {
-            let http = self.build_http(name, insecure && *scheme == "https")?;
-            let base = Url::parse(&format!("{scheme}://{name}/"))
+            let http = self.build_http(&target, insecure && *scheme == "https")?;
+            let base = Url::parse(&format!("{scheme}://{target}/"))
                 .map_err(|e| RegistryError::Other(format!("invalid registry host {name:?}: {e}")))?;
             let ping = base.join("v2/").map_err(|e| RegistryError::Other(format!("{name}: {e}")))?;
             match self.ping_once(&http, &ping, name).await {
@@ -377,6 +381,17 @@ impl Client {
                 Some(d) if attempt < policy.max_attempts && err.is_retryable() => tokio::time::sleep(d).await,
                 _ => return Err(err),
             }
+        }
+    }
+
+    /// Where requests for registry `name` really go (registries.conf `location` of an entry whose
+    /// prefix is exactly this host), else `name`.
+    fn location_of(&self, name: &str) -> String {
+        match self.inner.opts.registries.find(name) {
+            Some(e) if e.prefix == name && !e.location.is_empty() && e.location != name && !e.location.contains('/') => {
+                e.location.clone()
+            }
+            _ => name.to_string(),
         }
     }
 
