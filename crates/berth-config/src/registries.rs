@@ -6,7 +6,9 @@
 //!   or CIDRs), `registry-mirrors` (Docker Hub mirrors, as URLs), `max-concurrent-downloads`,
 //!   `max-concurrent-uploads`. Defaults: `/etc/docker/daemon.json`, `/etc/berth/registries.json`,
 //!   `$XDG_CONFIG_HOME/berth/registries.json`; `BERTH_REGISTRIES_CONFIG` (colon-separated)
-//!   replaces the list. Other keys are ignored, so a whole daemon.json is a valid file.
+//!   replaces the list. Other keys are ignored, so a whole daemon.json is a valid file. A file
+//!   in that list named `*.conf`/`*.toml`, or whose content does not start with `{`, is read as
+//!   a registries.conf instead.
 //! * containers `registries.conf` (TOML, v2 `[[registry]]` tables and the v1
 //!   `[registries.insecure]`/`[registries.block]` lists): `/etc/containers/registries.conf`, then
 //!   `/etc/containers/registries.conf.d/*.conf` in name order, then
@@ -261,7 +263,13 @@ impl RegistriesConfig {
         let mut cfg = RegistriesConfig::default();
         for p in json_files {
             if let Some(bytes) = read_optional(p)? {
-                cfg.merge_json(p, &bytes)?;
+                // `BERTH_REGISTRIES_CONFIG` may list registries.conf files too (one variable
+                // for a test's whole registry setup).
+                if is_conf_file(p, &bytes) {
+                    cfg.merge_conf(p, &String::from_utf8_lossy(&bytes))?;
+                } else {
+                    cfg.merge_json(p, &bytes)?;
+                }
                 cfg.sources.push(p.clone());
             }
         }
@@ -451,6 +459,17 @@ impl RegistriesConfig {
     }
 }
 
+/// Whether a file named in the JSON list is really a containers registries.conf (TOML): by its
+/// extension (`.conf`, `.toml`; `.json` is always JSON), else by its content (a JSON settings
+/// file is an object, so it starts with `{`; TOML never does).
+fn is_conf_file(p: &Path, bytes: &[u8]) -> bool {
+    match p.extension().and_then(|e| e.to_str()) {
+        Some("json") => false,
+        Some("conf" | "toml") => true,
+        _ => bytes.iter().find(|b| !b.is_ascii_whitespace()).is_some_and(|b| *b != b'{'),
+    }
+}
+
 fn read_optional(p: &Path) -> Result<Option<Vec<u8>>, RegistriesError> {
     match std::fs::read(p) {
         Ok(b) => Ok(Some(b)),
@@ -546,6 +565,27 @@ pull-from-mirror = "digest-only"
             locs,
             [("mirror.example", false, false), ("plain-mirror:5000", true, false), ("hubcache.example", false, true)]
         );
+    }
+
+    #[test]
+    fn registries_conf_in_the_json_list() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = dir.path().join("daemon.json");
+        std::fs::write(&j, r#"{"registry-mirrors":["http://localhost:5000"]}"#).unwrap();
+        let c = dir.path().join("remap.conf");
+        std::fs::write(&c, "[[registry]]\nprefix = \"gcr.io\"\nlocation = \"127.0.0.1:5000\"\n").unwrap();
+        // No extension: sniffed (TOML does not start with `{`).
+        let plain = dir.path().join("registries");
+        std::fs::write(&plain, "\n[[registry]]\nlocation = \"lan.example:5000\"\ninsecure = true\n").unwrap();
+        let cfg = RegistriesConfig::load_from(&[j, c, plain], &[]).unwrap();
+        assert_eq!(cfg.sources.len(), 3);
+        assert_eq!(cfg.find("gcr.io/google-containers/nginx").unwrap().location, "127.0.0.1:5000");
+        assert!(cfg.is_insecure("lan.example:5000"));
+        assert_eq!(cfg.mirrors("docker.io/library/ubuntu")[0].location, "localhost:5000");
+        // A .json file stays JSON, with a JSON error.
+        let bad = dir.path().join("bad.json");
+        std::fs::write(&bad, "[[registry]]\n").unwrap();
+        assert!(matches!(RegistriesConfig::load_from(&[bad], &[]), Err(RegistriesError::Json { .. })));
     }
 
     #[test]
