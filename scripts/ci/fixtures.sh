@@ -573,9 +573,18 @@ build_debian() {
 		<(history_entry '/bin/sh -c #(nop)  CMD ["bash"]' empty))
 	image debian docker linux/amd64 "$cfg" "$hist" "$DEBIAN_LAYER"
 	for t in library/debian:bookworm library/debian:bookworm-slim library/debian:12 library/debian:latest \
-		library/ubuntu:20.04 library/ubuntu:latest library/mysql:8.0 jenkins/jenkins:latest ubi8/ubi:latest; do
+		library/mysql:8.0 jenkins/jenkins:latest ubi8/ubi:latest; do
 		tag "$t" debian
 	done
+	# ubuntu:20.04 lets pip3 install system-wide (no PEP 668 marker there); bookworm's pip
+	# refuses, so the stand-in says so in its config: the same layer, its own config.
+	cfg=$(jq -cn --arg path "$PATH_ENV" '{Env: [$path, "PIP_BREAK_SYSTEM_PACKAGES=1"], Cmd: ["bash"]}')
+	hist=$(jq -cs . <(history_entry "/bin/sh -c #(nop) ADD file:debootstrap-minbase-bookworm in / ") \
+		<(history_entry '/bin/sh -c #(nop)  ENV PIP_BREAK_SYSTEM_PACKAGES=1' empty) \
+		<(history_entry '/bin/sh -c #(nop)  CMD ["bash"]' empty))
+	image ubuntu docker linux/amd64 "$cfg" "$hist" "$DEBIAN_LAYER"
+	tag library/ubuntu:20.04 ubuntu
+	tag library/ubuntu:latest ubuntu
 	step_end
 }
 
