@@ -19,19 +19,23 @@ pub fn busybox_layer() -> PathBuf {
         require_root();
         let base = PathBuf::from("/tmp/berth-rt-test");
         let layer = base.join(format!("busybox-{}", std::process::id()));
-        // Layers of earlier test processes (this crate's test binaries run one at a time).
+        // Layers of earlier test processes that have exited (cargo nextest runs tests of this
+        // crate as concurrent processes: never remove a live one's).
+        let dead = |pid: &str| pid.parse::<u32>().is_ok_and(|p| !Path::new(&format!("/proc/{p}")).exists());
         if let Ok(rd) = std::fs::read_dir(&base) {
             for e in rd.flatten() {
-                if e.file_name().to_string_lossy().starts_with("busybox-") {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.strip_prefix("busybox-").is_some_and(dead) {
                     let _ = std::fs::remove_dir_all(e.path());
                 }
             }
         }
         // Container dirs (upper/work) of earlier test processes.
-        let me = format!("t{}-", std::process::id());
         if let Ok(rd) = std::fs::read_dir(base.join("c")) {
             for e in rd.flatten() {
-                if !e.file_name().to_string_lossy().starts_with(&me) {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let pid = name.strip_prefix('t').and_then(|r| r.split('-').next()).unwrap_or("");
+                if dead(pid) {
                     let _ = std::fs::remove_dir_all(e.path());
                 }
             }
