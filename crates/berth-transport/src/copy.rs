@@ -13,7 +13,7 @@ use futures_util::stream::{self, StreamExt, TryStreamExt};
 
 use crate::observer::{BlobStatus, Observer};
 use crate::sink::{BlobRole, Finished, Sink};
-use crate::source::{Root, Source};
+use crate::source::{BlobRead, Root, Source};
 use crate::{Result, TransportError};
 
 #[derive(Debug, Clone)]
@@ -26,11 +26,14 @@ pub struct CopyOptions {
     pub max_concurrent: usize,
     /// Names to give at the destination; when empty, the names the source carries.
     pub names: Vec<Reference>,
+    /// Recompress every layer that is not already in this compression (`--dest-compress-format`).
+    /// The manifest (and an index over it) is rewritten with the new layer digests.
+    pub recompress: Option<berth_types::Compression>,
 }
 
 impl Default for CopyOptions {
     fn default() -> Self {
-        CopyOptions { platform: None, all_platforms: false, max_concurrent: 3, names: Vec::new() }
+        CopyOptions { platform: None, all_platforms: false, max_concurrent: 3, names: Vec::new(), recompress: None }
     }
 }
 
@@ -97,29 +100,36 @@ pub async fn copy_root(
     let top_name = names.first();
     match doc {
         ManifestDoc::Image(_) => {
-            let (config, layers, transferred) = copy_image(src, &top, &root.bytes, dst, opts, obs, top_name).await?;
+            let (written, config, layers, transferred) =
+                copy_image(src, &top, &root.bytes, dst, opts, obs, top_name).await?;
             Ok(Copied {
                 finished: Finished {
-                    desc: top.clone(),
+                    desc: written.clone(),
                     config: Some(config),
                     layers,
                     names,
                     source_digest: registry_digest(src, &top),
                 },
-                manifest: Some(top.clone()),
+                manifest: Some(written),
                 source_digest: top.digest,
                 transferred,
             })
         }
         ManifestDoc::Index(idx) if opts.all_platforms => {
             let mut transferred = false;
+            let mut new_children = Vec::new();
             for child in &idx.manifests {
                 let bytes = src.read_manifest(child).await?;
                 match ManifestDoc::parse(&bytes, &child.media_type)? {
                     (ManifestDoc::Image(_), mt) => {
                         let mut c = child.clone();
                         c.media_type = mt;
-                        let (_, _, t) = copy_image(src, &c, &bytes, dst, opts, obs.clone(), None).await?;
+                        let (written, _, _, t) = copy_image(src, &c, &bytes, dst, opts, obs.clone(), None).await?;
+                        let mut nc = child.clone();
+                        nc.digest = written.digest;
+                        nc.size = written.size;
+                        nc.media_type = written.media_type;
+                        new_children.push(nc);
                         transferred |= t;
                     }
                     (ManifestDoc::Index(_), _) => {
@@ -130,7 +140,19 @@ pub async fn copy_root(
                     }
                 }
             }
-            dst.put_manifest(&top, &root.bytes, top_name).await?;
+            let unchanged = new_children.iter().zip(&idx.manifests).all(|(a, b)| a.digest == b.digest);
+            let (top, index_bytes) = if unchanged {
+                (top, root.bytes.clone())
+            } else {
+                // Recompressed children: a new index (OCI when any child turned OCI).
+                let any_oci = new_children.iter().any(|c| !media::is_docker(&c.media_type));
+                let mt = if any_oci { media::OCI_INDEX.to_string() } else { top.media_type.clone() };
+                let new_idx =
+                    berth_types::Index { media_type: Some(mt.clone()), manifests: new_children, ..idx.clone() };
+                let b = serde_json::to_vec(&new_idx).map_err(|e| TransportError::Unsupported(e.to_string()))?;
+                (Descriptor::new(&mt, Digest::sha256_of(&b), b.len() as u64), b)
+            };
+            dst.put_manifest(&top, &index_bytes, top_name).await?;
             Ok(Copied {
                 finished: Finished {
                     desc: top.clone(),
@@ -157,16 +179,16 @@ pub async fn copy_root(
             c.media_type = mt;
             c.platform = None;
             c.annotations = None;
-            let (config, layers, transferred) = copy_image(src, &c, &bytes, dst, opts, obs, top_name).await?;
+            let (written, config, layers, transferred) = copy_image(src, &c, &bytes, dst, opts, obs, top_name).await?;
             Ok(Copied {
                 finished: Finished {
-                    desc: c.clone(),
+                    desc: written.clone(),
                     config: Some(config),
                     layers,
                     names,
                     source_digest: registry_digest(src, &top),
                 },
-                manifest: Some(c),
+                manifest: Some(written),
                 source_digest: top.digest,
                 transferred,
             })
@@ -174,8 +196,9 @@ pub async fn copy_root(
     }
 }
 
-/// Copies one platform image: layers, config, manifest. Returns (config digest, layers,
-/// whether anything was transferred).
+/// Copies one platform image: layers, config, manifest. Returns (the manifest written — a new
+/// one when layers were recompressed —, config digest, layers, whether anything was
+/// transferred).
 async fn copy_image(
     src: &Source,
     desc: &Descriptor,
@@ -184,7 +207,7 @@ async fn copy_image(
     opts: &CopyOptions,
     obs: Arc<dyn Observer>,
     name: Option<&Reference>,
-) -> Result<(Digest, Vec<Descriptor>, bool)> {
+) -> Result<(Descriptor, Digest, Vec<Descriptor>, bool)> {
     let (ManifestDoc::Image(m), _) = ManifestDoc::parse(bytes, &desc.media_type)? else {
         return Err(TransportError::Unsupported(format!("{} is not an image manifest", desc.digest)));
     };
@@ -216,6 +239,11 @@ async fn copy_image(
         obs.blob(&l.digest, true, BlobStatus::Waiting);
     }
     let concurrency = opts.max_concurrent.max(1).min(dst.max_concurrency());
+    if let Some(want) = opts.recompress
+        && m.layers.iter().any(|l| media::kind(&l.media_type) != media::Kind::Layer(want))
+    {
+        return copy_image_recompressed(src, desc, &m, &config, dst, want, obs, name).await;
+    }
     let jobs: Vec<(Descriptor, Digest)> =
         m.layers.iter().cloned().zip(config.rootfs.diff_ids.iter().cloned()).collect();
     let transferred: Vec<bool> = stream::iter(jobs.into_iter().map(|(l, diff_id)| {
@@ -227,7 +255,7 @@ async fn copy_image(
     .await?;
     let config_new = copy_blob(src, dst, &m.config, BlobRole::Config, obs.clone()).await?;
     dst.put_manifest(desc, bytes, name).await?;
-    Ok((m.config.digest.clone(), m.layers.clone(), config_new || transferred.iter().any(|t| *t)))
+    Ok((desc.clone(), m.config.digest.clone(), m.layers.clone(), config_new || transferred.iter().any(|t| *t)))
 }
 
 /// Transfers one blob unless the sink has it. Returns whether bytes were moved.
@@ -266,4 +294,104 @@ async fn copy_blob(src: &Source, dst: &Sink, d: &Descriptor, role: BlobRole, obs
 /// Docker records `repo@digest` (RepoDigests) only for content that came from a registry.
 fn registry_digest(src: &Source, top: &Descriptor) -> Option<Digest> {
     src.registry_repo().map(|_| top.digest.clone())
+}
+
+/// The `--dest-compress-format` path: each layer not yet in `want` is decompressed and
+/// recompressed into a temp file (its new digest is known only then), sent from there, and the
+/// manifest is rewritten with the new descriptors. Recompression is deterministic, so the same
+/// input gives the same digests on every copy.
+#[allow(clippy::too_many_arguments)]
+async fn copy_image_recompressed(
+    src: &Source,
+    desc: &Descriptor,
+    m: &berth_types::Manifest,
+    config: &ImageConfig,
+    dst: &Sink,
+    want: berth_types::Compression,
+    obs: Arc<dyn Observer>,
+    name: Option<&Reference>,
+) -> Result<(Descriptor, Digest, Vec<Descriptor>, bool)> {
+    // zstd has no registered Docker media type: the result is OCI.
+    let docker = media::is_docker(&desc.media_type) && want != berth_types::Compression::Zstd;
+    let tmp = tempfile::tempdir().map_err(|e| TransportError::io(std::env::temp_dir(), e))?;
+    let mut layers = Vec::new();
+    let mut transferred = false;
+    for (i, (l, diff_id)) in m.layers.iter().zip(config.rootfs.diff_ids.iter()).enumerate() {
+        let role = BlobRole::Layer { diff_id: diff_id.clone() };
+        if media::kind(&l.media_type) == media::Kind::Layer(want) {
+            let mut d = l.clone();
+            d.media_type = media::layer_type(docker, want).to_string();
+            transferred |= copy_blob(src, dst, l, role, obs.clone()).await?;
+            layers.push(d);
+            continue;
+        }
+        let path = tmp.path().join(format!("layer{i}"));
+        let r = src.open_blob(l).await?;
+        let (digest, size) = crate::sink::spawn_blocking({
+            let path = path.clone();
+            let l = l.clone();
+            let diff_id = diff_id.clone();
+            move || recompress_to_file(r, &l, &diff_id, want, &path)
+        })
+        .await?;
+        let d = Descriptor::new(media::layer_type(docker, want), digest, size);
+        let file_src = Source::Layout(crate::source::LayoutSource::single_file(&path, &d.digest));
+        transferred |= copy_blob(&file_src, dst, &d, role, obs.clone()).await?;
+        layers.push(d);
+    }
+    let config_new = copy_blob(src, dst, &m.config, BlobRole::Config, obs.clone()).await?;
+    let mut cfg_desc = m.config.clone();
+    cfg_desc.media_type = if docker { media::DOCKER_CONFIG } else { media::OCI_CONFIG }.to_string();
+    let manifest_type = if docker { media::DOCKER_MANIFEST } else { media::OCI_MANIFEST };
+    let new_m = berth_types::Manifest {
+        schema_version: 2,
+        media_type: Some(manifest_type.to_string()),
+        artifact_type: None,
+        config: cfg_desc,
+        layers: layers.clone(),
+        subject: None,
+        annotations: m.annotations.clone(),
+    };
+    let bytes = serde_json::to_vec(&new_m).map_err(|e| TransportError::Unsupported(e.to_string()))?;
+    let nd = Descriptor::new(manifest_type, Digest::sha256_of(&bytes), bytes.len() as u64);
+    dst.put_manifest(&nd, &bytes, name).await?;
+    Ok((nd, m.config.digest.clone(), layers, transferred || config_new))
+}
+
+/// Streams a layer blob through decompression and recompression into `path`, checking the
+/// source digest and the diffID on the way. Returns the new blob's digest and size.
+fn recompress_to_file(
+    r: BlobRead,
+    l: &Descriptor,
+    diff_id: &Digest,
+    want: berth_types::Compression,
+    path: &std::path::Path,
+) -> Result<(Digest, u64)> {
+    use berth_archive::compress::{CompressOptions, Decoder};
+    use berth_archive::stream::LayerWriter;
+    let bridge = tokio_util::io::SyncIoBridge::new(r);
+    let mut src =
+        berth_types::DigestReader::new(std::io::BufReader::with_capacity(1 << 20, bridge), l.digest.algorithm());
+    let f = std::fs::File::create(path).map_err(|e| TransportError::io(path, e))?;
+    let (f, digests) = {
+        let mut dec = Decoder::new(&mut src).map_err(|e| TransportError::io(path, e))?;
+        let mut w = LayerWriter::new(std::io::BufWriter::with_capacity(1 << 20, f), &CompressOptions::new(want))
+            .map_err(|e| TransportError::io(path, e))?;
+        std::io::copy(&mut dec, &mut w).map_err(|e| TransportError::io(path, e))?;
+        w.finish().map_err(|e| TransportError::io(path, e))?
+    };
+    std::io::copy(&mut src, &mut std::io::sink()).map_err(|e| TransportError::io(path, e))?;
+    if src.digest() != l.digest {
+        return Err(TransportError::DigestMismatch { digest: l.digest.clone(), actual: src.digest() });
+    }
+    if &digests.diff_id != diff_id {
+        return Err(TransportError::DiffIdMismatch {
+            digest: l.digest.clone(),
+            expected: diff_id.clone(),
+            actual: digests.diff_id,
+        });
+    }
+    let f = f.into_inner().map_err(|e| TransportError::io(path, e.into_error()))?;
+    f.sync_all().map_err(|e| TransportError::io(path, e))?;
+    Ok((digests.digest, digests.size))
 }

@@ -12,7 +12,15 @@ use crate::{Result, TransportError};
 #[derive(Debug, Clone)]
 pub enum Files {
     Dir(PathBuf),
-    Tar { path: PathBuf, entries: HashMap<String, (u64, u64)> },
+    Tar {
+        path: PathBuf,
+        entries: HashMap<String, (u64, u64)>,
+    },
+    /// One file standing for one named entry (a recompressed layer in a temp file).
+    Single {
+        name: String,
+        path: PathBuf,
+    },
 }
 
 impl Files {
@@ -66,7 +74,7 @@ impl Files {
     pub fn location(&self) -> &Path {
         match self {
             Files::Dir(p) => p,
-            Files::Tar { path, .. } => path,
+            Files::Tar { path, .. } | Files::Single { path, .. } => path,
         }
     }
 
@@ -74,6 +82,7 @@ impl Files {
         match self {
             Files::Dir(p) => p.join(name).is_file(),
             Files::Tar { entries, .. } => entries.contains_key(name),
+            Files::Single { name: n, path } => n == name && path.is_file(),
         }
     }
 
@@ -82,12 +91,25 @@ impl Files {
         match self {
             Files::Dir(p) => std::fs::metadata(p.join(name)).ok().map(|m| m.len()),
             Files::Tar { entries, .. } => entries.get(name).map(|(_, s)| *s),
+            Files::Single { name: n, path } => {
+                (n == name).then(|| std::fs::metadata(path).ok().map(|m| m.len())).flatten()
+            }
         }
     }
 
     /// Opens a file for reading: a reader limited to exactly its bytes.
     pub fn open(&self, name: &str) -> Result<(File, u64)> {
         match self {
+            Files::Single { name: n, path } if n == name => {
+                let f = File::open(path).map_err(|e| TransportError::io(path, e))?;
+                let len = f.metadata().map_err(|e| TransportError::io(path, e))?.len();
+                Ok((f, len))
+            }
+            Files::Single { path, .. } => Err(TransportError::BadArchive {
+                what: "file",
+                path: path.clone(),
+                detail: format!("{name} is missing"),
+            }),
             Files::Dir(p) => {
                 let path = p.join(name);
                 let f = File::open(&path).map_err(|e| TransportError::io(&path, e))?;

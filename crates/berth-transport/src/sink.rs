@@ -151,8 +151,8 @@ impl StoreSink {
         spawn_blocking(move || {
             let f = store.open_blob(&desc.digest)?;
             let snap = store.temp_snapshot()?;
-            let (digests, report) =
-                crate::unpack::unpack_layer(std::io::BufReader::with_capacity(1 << 20, f), &snap.fs(), &mut |_| {})
+            let (_, digests, report) =
+                crate::unpack::unpack_layer(std::io::BufReader::with_capacity(1 << 20, f), &snap.fs())
                     .map_err(|e| TransportError::Layer { digest: desc.digest.clone(), source: Box::new(e) })?;
             check_layer(&desc, &diff, &digests.compressed, &digests.diff_id)?;
             snap.commit(&diff, &report)?;
@@ -171,7 +171,7 @@ impl StoreSink {
             let bridge = SyncIoBridge::new(r);
             match role {
                 BlobRole::Config => {
-                    let mut counted = Counted::new(bridge, &desc, false, obs.as_ref());
+                    let mut counted = Counted::new(bridge, &desc, false, obs.clone());
                     store.put_blob_reader(&mut counted, Some(&desc.digest), Some(desc.size))?;
                     Ok(())
                 }
@@ -179,14 +179,13 @@ impl StoreSink {
                     // One pass: the compressed bytes go to the blob file while being decompressed
                     // and unpacked into a new snapshot. Both become visible only after the
                     // digest, size and diffID all check out.
-                    let mut blob = store.blob_writer()?;
+                    let blob = store.blob_writer()?;
                     let snap = store.temp_snapshot()?;
-                    let (digests, report) = {
-                        let counted = Counted::new(bridge, &desc, true, obs.as_ref());
-                        let tee = Tee { inner: counted, out: &mut blob };
-                        crate::unpack::unpack_layer(tee, &snap.fs(), &mut |_| {})
-                            .map_err(|e| TransportError::Layer { digest: desc.digest.clone(), source: Box::new(e) })?
-                    };
+                    let counted = Counted::new(bridge, &desc, true, obs.clone());
+                    let tee = Tee { inner: counted, out: blob };
+                    let (tee, digests, report) = crate::unpack::unpack_layer(tee, &snap.fs())
+                        .map_err(|e| TransportError::Layer { digest: desc.digest.clone(), source: Box::new(e) })?;
+                    let blob = tee.out;
                     if digests.compressed_size != desc.size {
                         return Err(TransportError::Store(berth_store::StoreError::SizeMismatch {
                             digest: desc.digest.clone(),
@@ -243,23 +242,23 @@ fn check_layer(desc: &Descriptor, diff_id: &Digest, compressed: &Digest, actual_
 }
 
 /// Reader adapter reporting transfer progress.
-struct Counted<'a, R> {
+struct Counted<R> {
     inner: R,
     digest: Digest,
     total: u64,
     done: u64,
     last: u64,
     is_layer: bool,
-    obs: &'a dyn Observer,
+    obs: Arc<dyn Observer>,
 }
 
-impl<'a, R> Counted<'a, R> {
-    fn new(inner: R, d: &Descriptor, is_layer: bool, obs: &'a dyn Observer) -> Self {
+impl<R> Counted<R> {
+    fn new(inner: R, d: &Descriptor, is_layer: bool, obs: Arc<dyn Observer>) -> Self {
         Counted { inner, digest: d.digest.clone(), total: d.size, done: 0, last: 0, is_layer, obs }
     }
 }
 
-impl<R: Read> Read for Counted<'_, R> {
+impl<R: Read> Read for Counted<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.done += n as u64;
@@ -273,12 +272,12 @@ impl<R: Read> Read for Counted<'_, R> {
 }
 
 /// Copies everything read through it into `out`.
-struct Tee<'a, R, W> {
+struct Tee<R, W> {
     inner: R,
-    out: &'a mut W,
+    out: W,
 }
 
-impl<R: Read, W: Write> Read for Tee<'_, R, W> {
+impl<R: Read, W: Write> Read for Tee<R, W> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         if let Some(b) = buf.get(..n) {
@@ -325,7 +324,7 @@ impl OciDirSink {
         spawn_blocking(move || {
             let res = (|| {
                 let mut f = File::create(&tmp).map_err(|e| TransportError::io(&tmp, e))?;
-                let counted = Counted::new(SyncIoBridge::new(r), &desc, true, obs.as_ref());
+                let counted = Counted::new(SyncIoBridge::new(r), &desc, true, obs.clone());
                 let mut dr = DigestReader::new(counted, desc.digest.algorithm());
                 std::io::copy(&mut dr, &mut f).map_err(|e| TransportError::io(&tmp, e))?;
                 verify_stream(&desc, &dr.digest(), dr.count())?;
@@ -512,7 +511,7 @@ impl ArchiveSink {
         let name = blob_name(&d.digest);
         let this: &ArchiveSink = self;
         let res = tokio::task::block_in_place(|| {
-            let counted = Counted::new(SyncIoBridge::new(r), &desc, true, obs.as_ref());
+            let counted = Counted::new(SyncIoBridge::new(r), &desc, true, obs.clone());
             let mut dr = DigestReader::new(counted, desc.digest.algorithm());
             let mut limited = (&mut dr).take(desc.size);
             this.with_tar(|b| {

@@ -227,6 +227,15 @@ enum Selector {
 }
 
 impl LayoutSource {
+    /// A source holding exactly one blob, from a file (recompressed layers).
+    pub(crate) fn single_file(path: &Path, digest: &Digest) -> LayoutSource {
+        LayoutSource {
+            files: Files::Single { name: blob_name(digest), path: path.to_path_buf() },
+            location: path.display().to_string(),
+            selector: Selector::All,
+        }
+    }
+
     fn new(files: Files, location: String, tag: Option<String>) -> LayoutSource {
         LayoutSource { files, location, selector: tag.map(Selector::Tag).unwrap_or(Selector::All) }
     }

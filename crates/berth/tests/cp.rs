@@ -330,7 +330,6 @@ fn cp_errors_name_the_endpoint() {
 }
 
 #[test]
-#[ignore = "bug: berth cp --dest-compress-format gzip|zstd exits 1 with '--dest-compress-format is not supported yet' (crates/berth/src/cmd/archive.rs cp); issue 5 item 6 requires it — reported to the lead"]
 fn cp_dest_compress_format_zstd() {
     let img = fixture("library/busybox:latest");
     let scratch = tempdir("cp-zstd");

@@ -186,9 +186,14 @@ pub fn load(ctx: &Ctx, a: &LoadArgs) -> Result<i32> {
 pub fn cp(ctx: &Ctx, a: &CpArgs) -> Result<i32> {
     let src_ep = Endpoint::parse(&a.source).map_err(|e| exit_with(1, e.to_string()))?;
     let dst_ep = Endpoint::parse(&a.destination).map_err(|e| exit_with(1, e.to_string()))?;
-    if a.dest_compress_format.is_some() {
-        return Err(exit_with(1, "--dest-compress-format is not supported yet"));
-    }
+    let recompress = match a.dest_compress_format.as_deref() {
+        None => None,
+        Some("gzip") => Some(berth_types::Compression::Gzip),
+        Some("zstd") => Some(berth_types::Compression::Zstd),
+        Some(other) => {
+            return Err(exit_with(1, format!("unsupported --dest-compress-format {other:?} (gzip or zstd)")));
+        }
+    };
     let store_needed = matches!(src_ep, Endpoint::Store(_)) || matches!(dst_ep, Endpoint::Store(_));
     let store = if store_needed { Some(ctx.store()?) } else { None };
     // One registry client for both ends (credentials, certs.d, registries config).
@@ -243,6 +248,7 @@ pub fn cp(ctx: &Ctx, a: &CpArgs) -> Result<i32> {
         all_platforms: a.all,
         max_concurrent: a.max_concurrent,
         names,
+        recompress,
     };
     let host = match (&dst_ep, &src_ep) {
         (Endpoint::Registry(r), _) | (_, Endpoint::Registry(r)) => r.domain().to_string(),

@@ -975,19 +975,19 @@ pub fn export(ctx: &Ctx, a: &ExportArgs) -> Result<i32> {
 /// descriptor and diffID.
 fn ingest_layer(store: &Store, path: &Path) -> Result<(Descriptor, berth_types::Digest)> {
     let f = std::fs::File::open(path).with_context(|| format!("open {}", path.display()))?;
-    let mut blob = store.blob_writer()?;
+    let blob = store.blob_writer()?;
     let snap = store.temp_snapshot()?;
-    let (digests, report) = {
-        struct Tee<'a, R, W>(R, &'a mut W);
-        impl<R: std::io::Read, W: Write> std::io::Read for Tee<'_, R, W> {
-            fn read(&mut self, b: &mut [u8]) -> std::io::Result<usize> {
-                let n = self.0.read(b)?;
-                self.1.write_all(&b[..n])?;
-                Ok(n)
-            }
+    struct Tee<R, W>(R, W);
+    impl<R: std::io::Read, W: Write> std::io::Read for Tee<R, W> {
+        fn read(&mut self, b: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.0.read(b)?;
+            self.1.write_all(&b[..n])?;
+            Ok(n)
         }
-        berth_transport::unpack::unpack_layer(Tee(std::io::BufReader::new(f), &mut blob), &snap.fs(), &mut |_| {})?
-    };
+    }
+    let (tee, digests, report) =
+        berth_transport::unpack::unpack_layer(Tee(std::io::BufReader::new(f), blob), &snap.fs())?;
+    let blob = tee.1;
     let digest = blob.commit(Some(&digests.compressed), None)?;
     snap.commit(&digests.diff_id, &report)?;
     store.record_layer(&digest, digests.compression, &digests.diff_id)?;

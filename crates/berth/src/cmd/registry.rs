@@ -26,8 +26,12 @@ pub fn client(ctx: &Ctx) -> Result<Client> {
         eprintln!("WARNING: {}", w.0);
     }
     let registries = RegistriesConfig::load().context("reading registry configuration")?;
-    let opts =
+    let mut opts =
         ClientOptions { credentials: Arc::new(keychain), registries: Arc::new(registries), ..ClientOptions::default() };
+    // Docker Hub's search API, replaceable where index.docker.io is unreachable (tests, the tour).
+    if let Some(url) = std::env::var("BERTH_HUB_SEARCH_URL").ok().filter(|u| !u.is_empty()) {
+        opts.hub_search_url = url;
+    }
     Ok(Client::new(opts))
 }
 
