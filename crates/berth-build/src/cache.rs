@@ -67,10 +67,22 @@ impl KeyBuilder {
     }
 }
 
-/// The persistent cache, rooted in the store directory.
+/// The persistent cache, rooted in the store directory, plus read-only imported caches
+/// (`--cache-from type=local,src=DIR`).
 #[derive(Clone)]
 pub struct Cache {
     dir: PathBuf,
+    imports: Vec<PathBuf>,
+}
+
+/// File name of the record index in an exported cache directory.
+const EXPORT_INDEX: &str = "berth-cache.json";
+
+/// An exported cache directory: `berth-cache.json` (key → record) and `blobs/sha256/<hex>`
+/// (the layer blobs the records use), so it can be copied or archived as a whole.
+#[derive(Default, Serialize, Deserialize)]
+struct Exported {
+    records: std::collections::BTreeMap<String, Record>,
 }
 
 pub fn now() -> i64 {
@@ -84,7 +96,14 @@ impl Cache {
             let p = dir.join(d);
             std::fs::create_dir_all(&p).map_err(|e| BuildError::io(&p, e))?;
         }
-        Ok(Cache { dir })
+        Ok(Cache { dir, imports: Vec::new() })
+    }
+
+    /// Adds an exported cache directory to consult on local misses. A missing directory is
+    /// not an error (the first build that exports it has nothing to import), as in BuildKit.
+    pub fn with_import(mut self, dir: &Path) -> Cache {
+        self.imports.push(dir.to_path_buf());
+        self
     }
 
     pub fn stat_dir(&self) -> PathBuf {
@@ -100,17 +119,83 @@ impl Cache {
         self.dir.join("records").join(format!("{key}.json"))
     }
 
-    /// Looks up a record whose layers are all still present in the store.
+    /// Looks up a record whose layers are all present in the store; on a local miss, imported
+    /// caches are consulted and their layers brought into the store (verified and unpacked).
     pub fn get(&self, store: &Store, key: &str) -> Option<Record> {
-        let b = std::fs::read(self.record_path(key)).ok()?;
-        let mut r: Record = serde_json::from_slice(&b).ok()?;
-        let complete = r.state.layers.iter().all(|l| store.has_blob(&l.blob.digest) && store.has_snapshot(&l.diff_id));
-        if !complete {
-            return None;
-        }
+        let local = std::fs::read(self.record_path(key)).ok().and_then(|b| serde_json::from_slice::<Record>(&b).ok());
+        let mut r = match local {
+            Some(r)
+                if r.state.layers.iter().all(|l| store.has_blob(&l.blob.digest) && store.has_snapshot(&l.diff_id)) =>
+            {
+                r
+            }
+            _ => self.get_imported(store, key)?,
+        };
         r.last_used = now();
         let _ = self.write(key, &r);
         Some(r)
+    }
+
+    fn get_imported(&self, store: &Store, key: &str) -> Option<Record> {
+        for dir in &self.imports {
+            let Ok(b) = std::fs::read(dir.join(EXPORT_INDEX)) else { continue };
+            let Ok(ex) = serde_json::from_slice::<Exported>(&b) else {
+                tracing::warn!("ignoring cache import {}: unreadable {EXPORT_INDEX}", dir.display());
+                continue;
+            };
+            let Some(r) = ex.records.get(key) else { continue };
+            let mut ok = true;
+            for l in &r.state.layers {
+                if store.has_blob(&l.blob.digest) && store.has_snapshot(&l.diff_id) {
+                    continue;
+                }
+                if let Err(e) = import_layer(store, dir, l) {
+                    tracing::warn!("cache import from {}: layer {}: {e}", dir.display(), l.blob.digest);
+                    ok = false;
+                    break;
+                }
+            }
+            if ok {
+                return Some(r.clone());
+            }
+        }
+        None
+    }
+
+    /// Writes the records `keys` (and the layer blobs they use) to `dir` for `--cache-to
+    /// type=local,dest=DIR`. Existing records there are kept (the directory accumulates).
+    pub fn export(&self, store: &Store, dir: &Path, keys: &[String]) -> Result<usize> {
+        std::fs::create_dir_all(dir.join("blobs/sha256")).map_err(|e| BuildError::io(dir, e))?;
+        let idx_path = dir.join(EXPORT_INDEX);
+        let mut ex: Exported =
+            std::fs::read(&idx_path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+        let mut n = 0;
+        for k in keys {
+            let Ok(b) = std::fs::read(self.record_path(k)) else { continue };
+            let Ok(r) = serde_json::from_slice::<Record>(&b) else { continue };
+            for l in &r.state.layers {
+                let dest = dir.join("blobs").join(l.blob.digest.algorithm().as_str()).join(l.blob.digest.hex());
+                if dest.is_file() {
+                    continue;
+                }
+                let src = store.blob_path(&l.blob.digest);
+                let tmp = dest.with_extension("tmp");
+                std::fs::copy(&src, &tmp).map_err(|e| BuildError::io(&src, e))?;
+                std::fs::rename(&tmp, &dest).map_err(|e| BuildError::io(&dest, e))?;
+            }
+            ex.records.insert(k.clone(), r);
+            n += 1;
+        }
+        let bytes = serde_json::to_vec(&ex).map_err(|e| BuildError::Other(format!("encoding cache export: {e}")))?;
+        let tmp = idx_path.with_extension("tmp");
+        std::fs::write(&tmp, bytes).map_err(|e| BuildError::io(&tmp, e))?;
+        std::fs::rename(&tmp, &idx_path).map_err(|e| BuildError::io(&idx_path, e))?;
+        Ok(n)
+    }
+
+    /// Reads a local record without touching it or checking its layers.
+    pub fn peek(&self, key: &str) -> Option<Record> {
+        serde_json::from_slice(&std::fs::read(self.record_path(key)).ok()?).ok()
     }
 
     pub fn put(&self, key: &str, r: &Record) -> Result<()> {
@@ -190,4 +275,35 @@ pub fn dir_size(p: &Path) -> u64 {
         }
     }
     total
+}
+
+/// Brings one layer of an imported cache into the store: the blob is verified while it is
+/// unpacked, and both become visible only when digest and diffID match.
+fn import_layer(store: &Store, dir: &Path, l: &LayerRef) -> Result<()> {
+    let path = dir.join("blobs").join(l.blob.digest.algorithm().as_str()).join(l.blob.digest.hex());
+    let f = std::fs::File::open(&path).map_err(|e| BuildError::io(&path, e))?;
+    let blob = store.blob_writer()?;
+    let snap = store.temp_snapshot()?;
+    struct Tee<R, W>(R, W);
+    impl<R: std::io::Read, W: std::io::Write> std::io::Read for Tee<R, W> {
+        fn read(&mut self, b: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.0.read(b)?;
+            self.1.write_all(b.get(..n).unwrap_or(&[]))?;
+            Ok(n)
+        }
+    }
+    let (tee, m, info) = berth_transport::unpack::unpack_layer(Tee(std::io::BufReader::new(f), blob), &snap.fs())
+        .map_err(|e| BuildError::Other(format!("{}: {e}", path.display())))?;
+    if m.compressed != l.blob.digest || m.diff_id != l.diff_id {
+        return Err(BuildError::Other(format!(
+            "{}: content does not match the cache record (digest {}, diffID {})",
+            path.display(),
+            m.compressed,
+            m.diff_id
+        )));
+    }
+    tee.1.commit(Some(&l.blob.digest), None)?;
+    snap.commit(&l.diff_id, &info)?;
+    store.record_layer(&l.blob.digest, m.compression, &l.diff_id)?;
+    Ok(())
 }

@@ -130,14 +130,16 @@ impl Context {
         let mut h = Sha256::new();
         let base_len = if rel.is_empty() { 0 } else { rel.len() + 1 };
         for (p, kind) in self.under(rel) {
+            let relname = p.get(base_len..).unwrap_or("");
+            // --exclude patterns are relative to the source, as the copy applies them.
             if let Some(ex) = exclude
-                && ex.matches(p).unwrap_or(false)
+                && !relname.is_empty()
+                && ex.matches(relname).unwrap_or(false)
             {
                 continue;
             }
             let abs = root.join(p);
             let md = std::fs::symlink_metadata(&abs).map_err(|e| BuildError::io(&abs, e))?;
-            let relname = p.get(base_len..).unwrap_or("");
             h.update(relname.as_bytes());
             h.update([0]);
             h.update(format!("{:o}", md.mode()).as_bytes());

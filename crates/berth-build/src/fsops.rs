@@ -58,8 +58,9 @@ fn comp_name(c: Component<'_>) -> Option<std::ffi::OsString> {
 /// Ownership and permission overrides for copied entries.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Attrs {
-    pub uid: u32,
-    pub gid: u32,
+    /// `uid:gid` for every copied entry; `None` keeps the source's owner (BuildKit keeps it
+    /// for `COPY --from` and archive entries; context files are passed as `Some((0, 0))`).
+    pub owner: Option<(u32, u32)>,
     /// `--chmod` as an octal mode; symbolic modes are applied per entry.
     pub chmod: Option<Chmod>,
 }
@@ -144,6 +145,11 @@ impl SymbolicMode {
 }
 
 impl Attrs {
+    fn chown(&self, p: &Path, md: &fs::Metadata) -> Result<()> {
+        let (uid, gid) = self.owner.unwrap_or((md.uid(), md.gid()));
+        lchown(p, uid, gid)
+    }
+
     fn mode_for(&self, mode: u32, is_dir: bool) -> u32 {
         match self.chmod {
             None => mode & 0o7777,
@@ -228,7 +234,7 @@ fn copy_rec(src: &Path, dst: &Path, rel: &str, attrs: &Attrs, filter: &dyn Fn(&s
         }
         fs::set_permissions(dst, fs::Permissions::from_mode(attrs.mode_for(md.mode(), true)))
             .map_err(|e| BuildError::io(dst, e))?;
-        lchown(dst, attrs.uid, attrs.gid)?;
+        attrs.chown(dst, &md)?;
         copy_xattrs(src, dst);
         set_times(dst, &md);
         return Ok(bytes);
@@ -237,13 +243,13 @@ fn copy_rec(src: &Path, dst: &Path, rel: &str, attrs: &Attrs, filter: &dyn Fn(&s
     if ft.is_symlink() {
         let target = fs::read_link(src).map_err(|e| BuildError::io(src, e))?;
         symlink(&target, dst).map_err(|e| BuildError::io(dst, e))?;
-        lchown(dst, attrs.uid, attrs.gid)?;
+        attrs.chown(dst, &md)?;
         set_times(dst, &md);
         return Ok(0);
     }
     if ft.is_file() {
         bytes = fs::copy(src, dst).map_err(|e| BuildError::io(dst, e))?;
-        lchown(dst, attrs.uid, attrs.gid)?;
+        attrs.chown(dst, &md)?;
         fs::set_permissions(dst, fs::Permissions::from_mode(attrs.mode_for(md.mode(), false)))
             .map_err(|e| BuildError::io(dst, e))?;
         copy_xattrs(src, dst);
@@ -258,7 +264,7 @@ fn copy_rec(src: &Path, dst: &Path, rel: &str, attrs: &Attrs, filter: &dyn Fn(&s
     if r != 0 {
         return Err(BuildError::io(dst, std::io::Error::last_os_error()));
     }
-    lchown(dst, attrs.uid, attrs.gid)?;
+    attrs.chown(dst, &md)?;
     Ok(0)
 }
 

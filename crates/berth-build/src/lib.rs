@@ -79,6 +79,10 @@ pub struct BuildOptions {
     pub source_date_epoch: Option<i64>,
     pub runtime: RuntimeOptions,
     pub add_hosts: Vec<(String, String)>,
+    /// `--cache-from type=local,src=DIR`.
+    pub cache_from: Vec<PathBuf>,
+    /// `--cache-to type=local,dest=DIR[,mode=min|max]` (dir, max).
+    pub cache_to: Option<(PathBuf, bool)>,
 }
 
 /// An image the provider made available in the store.
@@ -111,7 +115,10 @@ pub fn build(
     provider: &dyn Provider,
     progress: &BuildProgress,
 ) -> Result<BuildOutput> {
-    let cache = Cache::open(store)?;
+    let mut cache = Cache::open(store)?;
+    for d in &opts.cache_from {
+        cache = cache.with_import(d);
+    }
     let v = "load-def";
     progress.start(v, &format!("[internal] load build definition from {}", opts.dockerfile_name));
     progress.status(v, "transferring dockerfile", opts.dockerfile.len() as u64, opts.dockerfile.len() as u64, true);
@@ -196,10 +203,38 @@ pub fn build(
         images,
         named_dirs,
         vertex: std::sync::atomic::AtomicUsize::new(0),
+        used_keys: std::sync::Mutex::new(Vec::new()),
     };
     let state = solver.run();
     opts.context.save();
     let state = state?;
+    if let Some((dir, max)) = &opts.cache_to {
+        let vid = "cache-export";
+        progress.start(vid, "exporting cache to client directory");
+        let used = solver.used_keys.lock().map(|k| k.clone()).unwrap_or_default();
+        // mode=min: the steps whose layers are all in the result (the target's own chain);
+        // mode=max: every step of every stage.
+        let keys: Vec<String> = if *max {
+            used
+        } else {
+            let final_layers: std::collections::HashSet<_> = state.layers.iter().map(|l| l.diff_id.clone()).collect();
+            used.into_iter()
+                .filter(|k| {
+                    solver
+                        .cache
+                        .peek(k)
+                        .is_some_and(|r| r.state.layers.iter().all(|l| final_layers.contains(&l.diff_id)))
+                })
+                .collect()
+        };
+        let n = solver.cache.export(store, dir, &keys)?;
+        progress.log(
+            vid,
+            berth_output::progress::LogStream::Stdout,
+            format!("{n} cache records written to {}\n", dir.display()).as_bytes(),
+        );
+        progress.done(vid);
+    }
     let target = plan.stage(plan.target).and_then(|s| s.name.clone());
     Ok(BuildOutput { state, target })
 }

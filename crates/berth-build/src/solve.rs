@@ -32,6 +32,8 @@ pub(crate) struct Solver<'a> {
     /// Named build contexts that are directories.
     pub named_dirs: BTreeMap<String, Arc<Context>>,
     pub vertex: std::sync::atomic::AtomicUsize,
+    /// Cache keys of every step of this build (for `--cache-to mode=max`).
+    pub used_keys: Mutex<Vec<String>>,
 }
 
 /// Results of finished stages, and a condition to wait on.
@@ -157,6 +159,13 @@ impl Solver<'_> {
             }
             Base::Stage(i) => self.stage_state(board, *i)?,
         };
+        // The base's ONBUILD triggers run as this stage's first steps (the plan inserted them)
+        // and are not inherited further (BuildKit clears them).
+        if let Some(c) = state.config.config.as_mut()
+            && c.on_build.is_some()
+        {
+            c.on_build = None;
+        }
         // A stage's own CMD status: ENTRYPOINT resets an inherited CMD only.
         let mut cmd_set = false;
         let no_cache = self.opts.no_cache || self.stage_filtered_out(st);
@@ -238,6 +247,9 @@ impl Solver<'_> {
             _ => {}
         }
         let key = kb.finish();
+        if let Ok(mut k) = self.used_keys.lock() {
+            k.push(key.clone());
+        }
         if !no_cache && let Some(rec) = self.cache.get(&self.store, &key) {
             if visible {
                 let v = self.next_vertex();
@@ -736,10 +748,18 @@ impl Solver<'_> {
         board: &Board,
     ) -> Result<()> {
         // Ownership: names are resolved in the destination image (BuildKit semantics: a user
-        // without group uses the same number as GID).
-        let (uid, gid) = match &c.chown {
-            Some(spec) => resolve_chown(root, spec)?,
-            None => (0, 0),
+        // name alone means its primary group, a numeric uid alone the same number as gid).
+        // Without --chown, context files become root-owned while files from another stage or
+        // image keep their owner.
+        let chown = match &c.chown {
+            Some(spec) => Some(resolve_chown(root, spec)?),
+            None => None,
+        };
+        let (uid, gid) = chown.unwrap_or((0, 0));
+        let from_context = match &step.copy_from {
+            None => true,
+            Some(Source::Image(name)) => self.named_dirs.contains_key(name),
+            Some(Source::Stage(_)) => false,
         };
         let chmod = match &c.chmod {
             None => None,
@@ -748,7 +768,7 @@ impl Solver<'_> {
                 SymbolicMode::parse(s).ok_or_else(|| BuildError::Other(format!("invalid chmod {s:?}")))?,
             )),
         };
-        let attrs = Attrs { uid, gid, chmod };
+        let attrs = Attrs { owner: if from_context { Some((uid, gid)) } else { chown }, chmod };
         let exclude = excludes(c)?;
         // Gather sources: (host path, name relative to the source root, is context).
         enum Src {
@@ -770,7 +790,9 @@ impl Solver<'_> {
                         return Err(BuildError::Other(not_found_message(s)));
                     }
                     for rel in m {
-                        srcs.push(Src::Path { host: root_dir.join(&rel), rel, ctx: Some(ctx.clone()) });
+                        // A symlink named (or matched) as a source is followed inside the context.
+                        let host = fsops::secure_join(&root_dir, &rel);
+                        srcs.push(Src::Path { host, rel, ctx: Some(ctx.clone()) });
                     }
                 }
             }
@@ -798,13 +820,20 @@ impl Solver<'_> {
                         srcs.push(Src::Url { url: s.clone() });
                         continue;
                     }
+                    if c.checksum.is_some() {
+                        return Err(BuildError::Other(format!(
+                            "checksum can't be specified for a local source {s:?}: checksum requires HTTP(S) or Git sources"
+                        )));
+                    }
                     any_wildcard |= crate::context::has_wildcards(s);
                     let m = ctx.glob(s);
                     if m.is_empty() && !crate::context::has_wildcards(s) {
                         return Err(BuildError::Other(not_found_message(s)));
                     }
                     for rel in m {
-                        srcs.push(Src::Path { host: root_dir.join(&rel), rel, ctx: Some(ctx.clone()) });
+                        // A symlink named (or matched) as a source is followed inside the context.
+                        let host = fsops::secure_join(&root_dir, &rel);
+                        srcs.push(Src::Path { host, rel, ctx: Some(ctx.clone()) });
                     }
                 }
             }
@@ -871,17 +900,35 @@ impl Solver<'_> {
                         {
                             return false;
                         }
+                        // --exclude patterns are relative to each source (fsutil matches
+                        // them against the path below the copied source).
                         if let Some(ex) = &exclude
-                            && ex.matches(&full).unwrap_or(false)
+                            && ex.matches(child).unwrap_or(false)
                         {
                             return false;
                         }
                         true
                     };
                     if c.is_add && md.is_file() && c.unpack != Some(false) && is_archive(&host) {
-                        let target = if dest_is_dir { dest_host.clone() } else { dest_host.clone() };
-                        fsops::mkdir_all(&target, uid, gid)?;
-                        extract_archive(&host, &target)?;
+                        fsops::mkdir_all(&dest_host, uid, gid)?;
+                        match chown {
+                            None => extract_archive(&host, &dest_host)?,
+                            Some(owner) => {
+                                // --chown applies to the extracted entries (not to the existing
+                                // destination): extract aside, then merge with the owner.
+                                let tmp = tempfile::Builder::new()
+                                    .prefix("add-")
+                                    .tempdir_in(self.store.root().join("tmp"))
+                                    .map_err(|e| BuildError::io(self.store.root(), e))?;
+                                extract_archive(&host, tmp.path())?;
+                                let a = Attrs { owner: Some(owner), chmod: None };
+                                let rd = std::fs::read_dir(tmp.path()).map_err(|e| BuildError::io(tmp.path(), e))?;
+                                for e in rd {
+                                    let e = e.map_err(|e| BuildError::io(tmp.path(), e))?;
+                                    fsops::copy_entry(&e.path(), &dest_host.join(e.file_name()), &a, &|_| true)?;
+                                }
+                            }
+                        }
                         continue;
                     }
                     let dst = if md.is_dir() {
@@ -900,7 +947,9 @@ impl Solver<'_> {
                             }
                             d
                         } else {
-                            dest_host.join(host.file_name().unwrap_or_default())
+                            // The source's own name, also when it was a followed symlink.
+                            let name = Path::new(&rel).file_name().or(host.file_name()).unwrap_or_default();
+                            dest_host.join(name)
                         }
                     } else {
                         dest_host.clone()
@@ -1094,16 +1143,18 @@ fn resolve_chown(root: &Path, spec: &str) -> Result<(u32, u32)> {
         Some((u, g)) => (u, Some(g)),
         None => (spec, None),
     };
-    let uid = match u.parse::<u32>() {
-        Ok(n) => n,
-        Err(_) => berth_runtime::resolve_user(root, u, &[]).map(|e| e.uid).map_err(|_| {
+    // A numeric uid alone is also the gid; a user name alone means the user's primary group
+    // (BuildKit's readUser).
+    let (uid, primary_gid) = match u.parse::<u32>() {
+        Ok(n) => (n, n),
+        Err(_) => berth_runtime::resolve_user(root, u, &[]).map(|e| (e.uid, e.gid)).map_err(|_| {
             BuildError::Other(format!(
                 "unable to convert uid/gid chown string to host mapping: can't find uid for user {u}: no such user: {u}"
             ))
         })?,
     };
     let gid = match g {
-        None => uid,
+        None => primary_gid,
         Some(g) => match g.parse::<u32>() {
             Ok(n) => n,
             Err(_) => lookup_group(root, g).ok_or_else(|| {
@@ -1125,15 +1176,63 @@ fn lookup_group(root: &Path, name: &str) -> Option<u32> {
     })
 }
 
+/// Whether ADD extracts `p`: as BuildKit's isArchivePath, the (decompressed) content must start
+/// with a valid tar header; a file that merely looks compressed is copied as it is.
 fn is_archive(p: &Path) -> bool {
-    let mut head = [0u8; 512];
-    let n = std::fs::File::open(p).and_then(|mut f| std::io::Read::read(&mut f, &mut head)).unwrap_or(0);
-    let h = &head[..n];
-    h.starts_with(&[0x1f, 0x8b])
-        || h.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
-        || h.starts_with(b"BZh")
-        || h.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0])
-        || (n >= 262 && &h[257..262] == b"ustar")
+    use std::io::Read;
+    let mut magic = [0u8; 6];
+    let n = std::fs::File::open(p).and_then(|mut f| f.read(&mut magic)).unwrap_or(0);
+    let magic = magic.get(..n).unwrap_or_default();
+    let mut block = Vec::with_capacity(512);
+    let external = if magic.starts_with(b"BZh") {
+        Some("bzip2")
+    } else if magic.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+        Some("xz")
+    } else {
+        None
+    };
+    match external {
+        Some(prog) => {
+            let Ok(f) = std::fs::File::open(p) else { return false };
+            let Ok(mut child) = std::process::Command::new(prog)
+                .arg("-dc")
+                .stdin(f)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+            else {
+                return false;
+            };
+            if let Some(out) = child.stdout.take() {
+                let _ = out.take(512).read_to_end(&mut block);
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        None => {
+            let Ok(f) = std::fs::File::open(p) else { return false };
+            let Ok(dec) = berth_archive::Decoder::new(f) else { return false };
+            let _ = dec.take(512).read_to_end(&mut block);
+        }
+    }
+    tar_header_valid(&block)
+}
+
+/// A 512-byte tar header block that is not the end marker and whose checksum matches.
+fn tar_header_valid(block: &[u8]) -> bool {
+    if block.len() < 512 || block.iter().all(|b| *b == 0) {
+        return false;
+    }
+    let Some(field) = block.get(148..156) else { return false };
+    let text: String = field.iter().map(|b| *b as char).filter(|c| c.is_ascii_digit()).collect();
+    let Ok(want) = u64::from_str_radix(&text, 8) else { return false };
+    let sum: u64 = block
+        .iter()
+        .take(512)
+        .enumerate()
+        .map(|(i, b)| if (148..156).contains(&i) { u64::from(b' ') } else { u64::from(*b) })
+        .sum();
+    sum == want
 }
 
 /// ADD's archive extraction: the archive's entries land under `dest` (never outside it), with
@@ -1238,7 +1337,10 @@ fn history_text(cmd: &Command, step: &Step) -> String {
         }
         Instruction::Copy(_) | Instruction::Add(_) => format!("{} # buildkit", step_text(cmd)),
         Instruction::Expose { ports } => {
-            let set: Vec<String> = ports.iter().flat_map(|p| expand_port(p)).map(|p| format!("{p}:{{}}")).collect();
+            // Go prints the port map with sorted keys.
+            let mut set: Vec<String> = ports.iter().flat_map(|p| expand_port(p)).map(|p| format!("{p}:{{}}")).collect();
+            set.sort();
+            set.dedup();
             format!("EXPOSE map[{}]", set.join(" "))
         }
         Instruction::Cmd(c) | Instruction::Entrypoint(c) => {

@@ -369,10 +369,44 @@ pub fn build(ctx: &Ctx, a: &BuildArgs) -> Result<i32> {
         labels.insert(k.to_string(), v.to_string());
     }
     let outputs = parse_outputs(a)?;
-    if !a.cache_from.is_empty() || !a.cache_to.is_empty() {
-        tracing::warn!(
-            "--cache-from/--cache-to: the local cache in the store is always used; external cache import/export is not implemented yet"
-        );
+    let mut cache_from = Vec::new();
+    for c in &a.cache_from {
+        let kv = csv_kv(c);
+        match kv.get("type").map(String::as_str) {
+            Some("local") => cache_from.push(PathBuf::from(
+                kv.get("src").ok_or_else(|| exit_with(1, format!("--cache-from {c:?}: src=DIR is required")))?,
+            )),
+            // An image reference as cache source (docker's `--cache-from IMAGE`): its layers
+            // are matched through the local store, nothing to import.
+            None if !c.contains('=') => {}
+            other => {
+                return Err(exit_with(
+                    1,
+                    format!("--cache-from {c:?}: cache type {other:?} is not supported (type=local,src=DIR)"),
+                ));
+            }
+        }
+    }
+    let mut cache_to = None;
+    for c in &a.cache_to {
+        let kv = csv_kv(c);
+        match kv.get("type").map(String::as_str) {
+            Some("local") => {
+                let dest = PathBuf::from(
+                    kv.get("dest").ok_or_else(|| exit_with(1, format!("--cache-to {c:?}: dest=DIR is required")))?,
+                );
+                let max = kv.get("mode").map(String::as_str) == Some("max");
+                cache_to = Some((dest, max));
+            }
+            // BuildKit's inline cache needs nothing extra here: the image itself is the cache.
+            Some("inline") => {}
+            other => {
+                return Err(exit_with(
+                    1,
+                    format!("--cache-to {c:?}: cache type {other:?} is not supported (type=local,dest=DIR[,mode=max])"),
+                ));
+            }
+        }
     }
 
     let cache = berth_build::Cache::open(&store)?;
@@ -408,6 +442,8 @@ pub fn build(ctx: &Ctx, a: &BuildArgs) -> Result<i32> {
         source_date_epoch,
         runtime,
         add_hosts,
+        cache_from,
+        cache_to,
     };
 
     let mode = if a.quiet {
