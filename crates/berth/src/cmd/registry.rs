@@ -108,6 +108,26 @@ pub fn pull_one(ctx: &Ctx, client: &Client, r: &Reference, a: &PullArgs) -> Resu
         p.id_message(&label, &format!("Pulling from {}", r.familiar_repository_path()));
     }
     let before = store.ref_descriptor(r)?.map(|d| d.digest);
+    // Up to date? A HEAD (which registries do not count as a pull) tells the current digest;
+    // when it is the digest this name was pulled from, and the image is complete, nothing to do.
+    if let Some(local) = &before
+        && r.digest().is_none()
+        && let Ok(Ok(Some(info))) = ctx.block_on(client.head_manifest(r))
+    {
+        let pulled_from = r.repo_only().with_digest(info.digest.clone());
+        let same = store.ref_descriptor(&pulled_from)?.is_some_and(|d| &d.digest == local);
+        let complete = store
+            .ref_descriptor(r)?
+            .and_then(|d| store.load_image(&d).ok())
+            .is_some_and(|img| img.diff_ids().iter().all(|d| store.has_snapshot(d)));
+        if same && complete {
+            if let Some(p) = &progress {
+                p.message(&format!("Digest: {}", info.digest));
+                p.message(&format!("Status: Image is up to date for {}", r.familiar()));
+            }
+            return Ok(r.to_string());
+        }
+    }
     let src = Source::Registry(Box::new(RegistrySource::new(client.clone(), r.clone())));
     let sink = Sink::Store(StoreSink::new(store)?);
     let opts = CopyOptions {
