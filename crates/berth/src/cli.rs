@@ -939,11 +939,37 @@ pub struct VersionArgs {
     pub format: Option<String>,
 }
 
+/// The clap command with docker's help layout on every subcommand: usage first, then the
+/// description, then options (and subcommands for management commands).
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    fn style(c: clap::Command, path: &str) -> clap::Command {
+        let has_subs = c.get_subcommands().next().is_some();
+        let tmpl = if has_subs {
+            format!(
+                "\nUsage:  {{usage}}\n\n{{about}}\n\nCommands:\n{{subcommands}}\n\nOptions:\n{{options}}\n\nRun '{path} COMMAND --help' for more information on a command.\n"
+            )
+        } else {
+            "\nUsage:  {usage}\n\n{about}\n\nOptions:\n{options}\n".to_string()
+        };
+        c.help_template(tmpl).mut_subcommands(|sc| {
+            let name = format!("{path} {}", sc.get_name());
+            style(sc, &name)
+        })
+    }
+    let top = Cli::command();
+    let subs: Vec<String> = top.get_subcommands().map(|s| s.get_name().to_string()).collect();
+    let mut top = top;
+    for name in subs {
+        top = top.mut_subcommand(name.clone(), |sc| style(sc, &format!("berth {name}")));
+    }
+    top
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
     fn cli_definition_is_consistent() {
-        use clap::CommandFactory;
-        super::Cli::command().debug_assert();
+        super::command().debug_assert();
     }
 }

@@ -81,6 +81,14 @@ pub fn clap_exit(e: clap::Error, args: &[String]) -> ExitCode {
         _ => {
             let rendered = e.render().to_string();
             let first = rendered.lines().next().unwrap_or("invalid arguments").trim_start_matches("error: ");
+            // docker's wording for the most common mistake.
+            let unknown = match (e.kind(), e.get(clap::error::ContextKind::InvalidArg)) {
+                (ErrorKind::UnknownArgument, Some(clap::error::ContextValue::String(a))) if a.starts_with('-') => {
+                    Some(format!("unknown flag: {}", a.split('=').next().unwrap_or(a)))
+                }
+                _ => None,
+            };
+            let first = unknown.as_deref().unwrap_or(first);
             let cmd: Vec<&str> =
                 args.iter().skip(1).filter(|a| !a.starts_with('-')).take(1).map(String::as_str).collect();
             eprintln!("berth: {first}");

@@ -10,8 +10,6 @@ mod render;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 use crate::cli::{Cli, Command};
 use crate::ctx::Ctx;
 use crate::errors::render_error;
@@ -23,7 +21,10 @@ fn main() -> ExitCode {
         return ExitCode::from(code.clamp(0, 255) as u8);
     }
     let args: Vec<String> = std::env::args().collect();
-    let cli = match Cli::try_parse_from(&args) {
+    let cli = match cli::command().try_get_matches_from(&args).and_then(|m| {
+        use clap::FromArgMatches;
+        Cli::from_arg_matches(&m)
+    }) {
         Ok(c) => c,
         Err(e) => return errors::clap_exit(e, &args),
     };
@@ -38,8 +39,7 @@ fn main() -> ExitCode {
     init_logging(&cli.global);
     let Some(command) = cli.command else {
         // Like docker: no command prints the help and exits 0.
-        use clap::CommandFactory;
-        let _ = Cli::command().print_help();
+        let _ = cli::command().print_help();
         return ExitCode::SUCCESS;
     };
     let ctx = Ctx::new(cli.global.clone());

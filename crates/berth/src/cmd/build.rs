@@ -506,7 +506,9 @@ pub fn build(ctx: &Ctx, a: &BuildArgs) -> Result<i32> {
             Output::DockerArchive(p) | Output::OciArchive(p) => {
                 let fmt =
                     if matches!(o, Output::DockerArchive(_)) { ArchiveFormat::Docker } else { ArchiveFormat::Oci };
-                if tags.is_empty() {
+                // The archive is written from the store by image ID, so the image needs a record
+                // there: its tags when an image output already set them, else a dangling entry.
+                if tags.is_empty() || !ran_store {
                     let now = berth_store::now_rfc3339();
                     let m = manifest.clone();
                     store.update_refs(|t| {
