@@ -396,8 +396,12 @@ pub fn apply_layer(fs: &mut Fs, layer: &[u8]) {
     // Whiteouts and opaque markers hide what lower layers had; this layer's own entries stay.
     let remove_tree = |fs: &mut Fs, p: &str, keep_self: bool| {
         let prefix = if p == "/" { "/".to_string() } else { format!("{p}/") };
-        let victims: Vec<String> =
-            fs.entries.keys().filter(|k| (k.starts_with(&prefix) && *k != "/") || (!keep_self && *k == p)).cloned().collect();
+        let victims: Vec<String> = fs
+            .entries
+            .keys()
+            .filter(|k| (k.starts_with(&prefix) && *k != "/") || (!keep_self && *k == p))
+            .cloned()
+            .collect();
         for v in victims {
             fs.entries.remove(&v);
         }
