@@ -134,7 +134,7 @@ EOF
 fn run_mounts_secret_cache_bind_tmpfs() {
     let b = builder();
     let secret = "s3cr3t-value-9c1f27";
-    let ctx = Ctx::new(&format!(
+    let ctx = Ctx::new(
         r#"FROM busybox
 RUN --mount=type=secret,id=tok sha256sum /run/secrets/tok | cut -d' ' -f1 > /secret-file.sha
 RUN --mount=type=secret,id=tok,target=/opt/tok,mode=0400 stat -c '%a' /opt/tok > /secret-mode && sha256sum /opt/tok | cut -d' ' -f1 > /secret-target.sha
@@ -144,8 +144,8 @@ RUN --mount=type=cache,target=/var/cache/t sh -c 'echo run >> /var/cache/t/count
 RUN --mount=type=bind,source=data,target=/mnt/data cat /mnt/data/in.txt > /bind.txt && (touch /mnt/data/x 2>/dev/null && echo rw || echo ro) > /bind-mode
 RUN --mount=type=bind,source=data,target=/mnt/data,rw touch /mnt/data/scratch && echo done > /bind-rw
 RUN --mount=type=tmpfs,target=/scratch echo tmp > /scratch/f && grep -q ' /scratch tmpfs' /proc/mounts && cat /scratch/f > /tmpfs.txt
-"#
-    ));
+"#,
+    );
     ctx.file("data/in.txt", "bound\n");
     ctx.file("secret.txt", secret);
     let t = tag("run-mounts");
