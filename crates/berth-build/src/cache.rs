@@ -57,7 +57,7 @@ impl KeyBuilder {
         h.update([0]);
         KeyBuilder(h)
     }
-    pub fn add(mut self, part: &str) -> KeyBuilder {
+    pub fn part(mut self, part: &str) -> KeyBuilder {
         self.0.update((part.len() as u64).to_le_bytes());
         self.0.update(part.as_bytes());
         self

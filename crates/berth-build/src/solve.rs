@@ -198,7 +198,7 @@ impl Solver<'_> {
             }),
             ..Default::default()
         };
-        State { key: KeyBuilder::new("scratch").add(&p.to_string()).finish(), layers: vec![], config }
+        State { key: KeyBuilder::new("scratch").part(&p.to_string()).finish(), layers: vec![], config }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -217,32 +217,32 @@ impl Solver<'_> {
         let range = cmd.range;
         // Keys: the instruction as resolved, the args it uses, plus content for COPY/ADD.
         let instr_json = serde_json::to_string(&cmd.instruction).unwrap_or_default();
-        let mut kb = KeyBuilder::new(cmd.instruction.name()).add(&parent.key).add(&instr_json);
+        let mut kb = KeyBuilder::new(cmd.instruction.name()).part(&parent.key).part(&instr_json);
         for a in step.used_args.iter() {
             if let Some(v) = step.env.iter().find(|e| *e.name == **a && e.kind != VarKind::Proxy) {
-                kb = kb.add(&format!("{}={}", v.name, v.value));
+                kb = kb.part(&format!("{}={}", v.name, v.value));
             }
         }
         if let Some(e) = self.opts.source_date_epoch {
-            kb = kb.add(&format!("epoch={e}"));
+            kb = kb.part(&format!("epoch={e}"));
         }
         match &cmd.instruction {
             Instruction::Run(run) => {
                 for v in step.env.iter().filter(|e| e.kind != VarKind::Proxy) {
-                    kb = kb.add(&format!("env:{}={}", v.name, v.value));
+                    kb = kb.part(&format!("env:{}={}", v.name, v.value));
                 }
-                kb = kb.add(&format!("net:{:?}", self.network_for(run)));
-                kb = kb.add(&step.shell.join("\u{1}"));
+                kb = kb.part(&format!("net:{:?}", self.network_for(run)));
+                kb = kb.part(&step.shell.join("\u{1}"));
                 for (i, m) in run.mounts.iter().enumerate() {
-                    kb = kb.add(&self.mount_key(m, step.mount_from.get(i).cloned().flatten(), board)?);
+                    kb = kb.part(&self.mount_key(m, step.mount_from.get(i).cloned().flatten(), board)?);
                 }
             }
             Instruction::Copy(c) | Instruction::Add(c) => {
-                kb = kb.add(&self.copy_sources_key(c, step, &parent, board, &range)?);
-                kb = kb.add(&parent.config.config.as_ref().and_then(|c| c.working_dir.clone()).unwrap_or_default());
+                kb = kb.part(&self.copy_sources_key(c, step, &parent, board, &range)?);
+                kb = kb.part(&parent.config.config.as_ref().and_then(|c| c.working_dir.clone()).unwrap_or_default());
             }
             Instruction::Workdir { .. } => {
-                kb = kb.add(&parent.config.config.as_ref().and_then(|c| c.user.clone()).unwrap_or_default());
+                kb = kb.part(&parent.config.config.as_ref().and_then(|c| c.user.clone()).unwrap_or_default());
             }
             _ => {}
         }
@@ -664,20 +664,20 @@ impl Solver<'_> {
                 {
                     for src in &c.sources {
                         for m in ctx.glob(src) {
-                            kb = kb.add(&m).add(&ctx.hash_tree(&m, exclude.as_ref())?);
+                            kb = kb.part(&m).part(&ctx.hash_tree(&m, exclude.as_ref())?);
                         }
                     }
                 } else {
-                    kb = kb.add(&self.source_state(s, board)?.key);
+                    kb = kb.part(&self.source_state(s, board)?.key);
                     for src in &c.sources {
-                        kb = kb.add(src);
+                        kb = kb.part(src);
                     }
                 }
             }
             None => {
                 for src in &c.sources {
                     if is_url(src) {
-                        kb = kb.add(&format!("url:{src}:{:?}", c.checksum));
+                        kb = kb.part(&format!("url:{src}:{:?}", c.checksum));
                         continue;
                     }
                     let matches = self.opts.context.glob(src);
@@ -685,13 +685,13 @@ impl Solver<'_> {
                         return Err(BuildError::step(not_found_message(src), range));
                     }
                     for m in matches {
-                        kb = kb.add(&m).add(&self.opts.context.hash_tree(&m, exclude.as_ref())?);
+                        kb = kb.part(&m).part(&self.opts.context.hash_tree(&m, exclude.as_ref())?);
                     }
                 }
             }
         }
         for h in &c.contents {
-            kb = kb.add(&format!("heredoc:{}:{}", h.path, h.data));
+            kb = kb.part(&format!("heredoc:{}:{}", h.path, h.data));
         }
         let _ = parent;
         Ok(kb.finish())
@@ -1461,5 +1461,5 @@ pub(crate) fn image_state(store: &Store, img: &berth_store::LocalImage) -> Resul
     let _ = store;
     let _ = media::OCI_LAYER;
     let _: Option<Digest> = None;
-    Ok(State { key: KeyBuilder::new("image").add(&img.id.to_string()).finish(), layers, config: img.config.clone() })
+    Ok(State { key: KeyBuilder::new("image").part(&img.id.to_string()).finish(), layers, config: img.config.clone() })
 }

@@ -46,6 +46,7 @@ pub struct Global {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 pub enum Command {
     /// Build an image from a Dockerfile
     #[command(override_usage = "berth build [OPTIONS] PATH | URL | -")]
@@ -166,6 +167,7 @@ pub struct InternalArgs {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 pub enum ImageCmd {
     /// Build an image from a Dockerfile
     Build(BuildArgs),
@@ -196,6 +198,7 @@ pub enum ImageCmd {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 pub enum ContainerCmd {
     /// Create a new image from a container's changes
     Commit(CommitArgs),
@@ -232,6 +235,7 @@ pub enum ContainerCmd {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 pub enum BuilderCmd {
     /// Build an image from a Dockerfile
     Build(BuildArgs),
@@ -242,6 +246,7 @@ pub enum BuilderCmd {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 pub enum BuildxCmd {
     /// Start a build
     Build(BuildArgs),

@@ -171,10 +171,10 @@ pub fn load(ctx: &Ctx, a: &LoadArgs) -> Result<i32> {
     })??;
     let mut out = std::io::stdout().lock();
     for c in &copied {
-        if c.finished.names.is_empty() {
-            if let Some(id) = &c.finished.config {
-                writeln!(out, "Loaded image ID: {id}")?;
-            }
+        if c.finished.names.is_empty()
+            && let Some(id) = &c.finished.config
+        {
+            writeln!(out, "Loaded image ID: {id}")?;
         }
         for n in &c.finished.names {
             writeln!(out, "Loaded image: {}", n.familiar())?;

@@ -157,7 +157,7 @@ pub fn push(ctx: &Ctx, a: &PushArgs) -> Result<i32> {
         "zstd" => Compression::Zstd,
         other => return Err(exit_with(1, format!("unsupported compression format {other:?} (use gzip or zstd)"))),
     };
-    let targets: Vec<Reference> = if a.all_tags || (parsed.tag().is_none() && parsed.digest().is_none() && a.all_tags) {
+    let targets: Vec<Reference> = if a.all_tags {
         store
             .images()?
             .iter()

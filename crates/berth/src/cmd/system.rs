@@ -109,7 +109,7 @@ pub fn df(ctx: &Ctx, a: &SystemDfArgs) -> Result<i32> {
             "TotalCount": images.len().to_string(),
             "Active": active.to_string(),
             "Size": units::human_size(total as f64),
-            "Reclaimable": format!("{} ({}%)", units::human_size(reclaimable as f64), if total > 0 { reclaimable * 100 / total } else { 0 }),
+            "Reclaimable": format!("{} ({}%)", units::human_size(reclaimable as f64), (reclaimable * 100).checked_div(total).unwrap_or(0)),
         }),
         containers_row,
         build_row,
