@@ -388,7 +388,9 @@ impl Client {
     /// prefix is exactly this host), else `name`.
     fn location_of(&self, name: &str) -> String {
         match self.inner.opts.registries.find(name) {
-            Some(e) if e.prefix == name && !e.location.is_empty() && e.location != name && !e.location.contains('/') => {
+            Some(e)
+                if e.prefix == name && !e.location.is_empty() && e.location != name && !e.location.contains('/') =>
+            {
                 e.location.clone()
             }
             _ => name.to_string(),
