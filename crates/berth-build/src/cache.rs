@@ -73,6 +73,8 @@ impl KeyBuilder {
 pub struct Cache {
     dir: PathBuf,
     imports: Vec<PathBuf>,
+    /// Records imported from a registry cache image (their layers are already in the store).
+    remote: Vec<std::collections::BTreeMap<String, Record>>,
 }
 
 /// File name of the record index in an exported cache directory.
@@ -96,7 +98,7 @@ impl Cache {
             let p = dir.join(d);
             std::fs::create_dir_all(&p).map_err(|e| BuildError::io(&p, e))?;
         }
-        Ok(Cache { dir, imports: Vec::new() })
+        Ok(Cache { dir, imports: Vec::new(), remote: Vec::new() })
     }
 
     /// Adds an exported cache directory to consult on local misses. A missing directory is
@@ -136,7 +138,46 @@ impl Cache {
         Some(r)
     }
 
+    /// Adds the records of a registry cache image already pulled into the store (see
+    /// [`cache_image_config`]).
+    pub fn with_remote(mut self, records: std::collections::BTreeMap<String, Record>) -> Cache {
+        self.remote.push(records);
+        self
+    }
+
     fn get_imported(&self, store: &Store, key: &str) -> Option<Record> {
+        for recs in &self.remote {
+            let Some(r) = recs.get(key) else { continue };
+            // The cache image travelled compressed: its layers are in the store under their
+            // compressed digests. Point the record at whichever stored blob has the diffID.
+            let mut r = r.clone();
+            let mut ok = true;
+            for l in &mut r.state.layers {
+                if !store.has_snapshot(&l.diff_id) {
+                    ok = false;
+                    break;
+                }
+                if store.has_blob(&l.blob.digest) {
+                    continue;
+                }
+                let found =
+                    [berth_types::Compression::Gzip, berth_types::Compression::Zstd, berth_types::Compression::None]
+                        .into_iter()
+                        .find_map(|c| store.compressed_blob_for(&l.diff_id, c).map(|d| (c, d)));
+                match found.and_then(|(c, d)| store.blob_size(&d).map(|size| (c, d, size))) {
+                    Some((c, d, size)) => {
+                        l.blob = berth_types::Descriptor::new(berth_types::media::layer_type(false, c), d, size)
+                    }
+                    None => {
+                        ok = false;
+                        break;
+                    }
+                }
+            }
+            if ok {
+                return Some(r);
+            }
+        }
         for dir in &self.imports {
             let Ok(b) = std::fs::read(dir.join(EXPORT_INDEX)) else { continue };
             let Ok(ex) = serde_json::from_slice::<Exported>(&b) else {
@@ -275,6 +316,43 @@ pub fn dir_size(p: &Path) -> u64 {
         }
     }
     total
+}
+
+/// The key under which a registry cache image's config carries its records.
+pub const CACHE_CONFIG_KEY: &str = "berth.buildcache.v1";
+
+/// Builds the config and layer list of a *cache image*: an ordinary image (so the existing
+/// pipeline pushes, pulls, verifies and unpacks it) whose layers are every layer the records
+/// use and whose config carries the records under [`CACHE_CONFIG_KEY`].
+pub fn cache_image(cache: &Cache, keys: &[String]) -> (berth_types::ImageConfig, Vec<LayerRef>) {
+    let mut records = std::collections::BTreeMap::new();
+    let mut layers: Vec<LayerRef> = Vec::new();
+    for k in keys {
+        let Some(r) = cache.peek(k) else { continue };
+        for l in &r.state.layers {
+            if !layers.iter().any(|x| x.blob.digest == l.blob.digest) {
+                layers.push(l.clone());
+            }
+        }
+        records.insert(k.clone(), r);
+    }
+    let p = berth_types::Platform::host();
+    let mut config = berth_types::ImageConfig {
+        architecture: p.architecture,
+        os: p.os,
+        rootfs: berth_types::RootFs {
+            kind: "layers".into(),
+            diff_ids: layers.iter().map(|l| l.diff_id.clone()).collect(),
+        },
+        ..Default::default()
+    };
+    config.extra.insert(CACHE_CONFIG_KEY.to_string(), serde_json::to_value(&records).unwrap_or_default());
+    (config, layers)
+}
+
+/// The records a cache image carries, if it is one.
+pub fn records_of(config: &berth_types::ImageConfig) -> Option<std::collections::BTreeMap<String, Record>> {
+    serde_json::from_value(config.extra.get(CACHE_CONFIG_KEY)?.clone()).ok()
 }
 
 /// Brings one layer of an imported cache into the store: the blob is verified while it is

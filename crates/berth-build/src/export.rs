@@ -13,8 +13,9 @@ use crate::error::{BuildError, Result};
 /// blobs; build layers are uncompressed tars.
 pub fn export_image(store: &Store, state: &State, labels: &BTreeMap<String, String>) -> Result<(Descriptor, Digest)> {
     let mut config = state.config.clone();
-    // Docker-daemon fields of a base image do not describe this image.
-    config.extra.clear();
+    // Docker-daemon fields of a base image do not describe this image (a cache image's records
+    // are the one extra kept).
+    config.extra.retain(|k, _| k == crate::cache::CACHE_CONFIG_KEY);
     if !labels.is_empty() {
         let l = config.config_mut().labels.get_or_insert_with(BTreeMap::new);
         for (k, v) in labels {

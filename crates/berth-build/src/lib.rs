@@ -32,7 +32,7 @@ use berth_runtime::RuntimeOptions;
 use berth_store::{LocalImage, Store};
 use berth_types::Platform;
 
-pub use cache::{Cache, Record, State};
+pub use cache::{CACHE_CONFIG_KEY, Cache, Record, State, cache_image, records_of};
 pub use context::Context;
 pub use error::{BuildError, Result};
 pub use export::{apply_changes, export_image};
@@ -83,6 +83,8 @@ pub struct BuildOptions {
     pub cache_from: Vec<PathBuf>,
     /// `--cache-to type=local,dest=DIR[,mode=min|max]` (dir, max).
     pub cache_to: Option<(PathBuf, bool)>,
+    /// Records of registry cache images (`--cache-from type=registry,ref=…`), already pulled.
+    pub cache_from_records: Vec<std::collections::BTreeMap<String, Record>>,
 }
 
 /// An image the provider made available in the store.
@@ -104,6 +106,8 @@ pub trait Provider: Send + Sync {
 /// The result of a build, before export.
 pub struct BuildOutput {
     pub state: State,
+    /// Cache keys of every step this build computed (for registry cache export).
+    pub used_keys: Vec<String>,
     /// Name of the target stage (for messages).
     pub target: Option<String>,
 }
@@ -118,6 +122,9 @@ pub fn build(
     let mut cache = Cache::open(store)?;
     for d in &opts.cache_from {
         cache = cache.with_import(d);
+    }
+    for r in &opts.cache_from_records {
+        cache = cache.with_remote(r.clone());
     }
     let v = "load-def";
     progress.start(v, &format!("[internal] load build definition from {}", opts.dockerfile_name));
@@ -236,7 +243,8 @@ pub fn build(
         progress.done(vid);
     }
     let target = plan.stage(plan.target).and_then(|s| s.name.clone());
-    Ok(BuildOutput { state, target })
+    let used_keys = solver.used_keys.lock().map(|k| k.clone()).unwrap_or_default();
+    Ok(BuildOutput { state, used_keys, target })
 }
 
 fn df_platform(p: &Platform) -> berth_dockerfile::Platform {

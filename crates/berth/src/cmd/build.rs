@@ -253,6 +253,8 @@ impl Provider for StoreProvider<'_> {
 
 pub fn build(ctx: &Ctx, a: &BuildArgs) -> Result<i32> {
     let store = ctx.store()?.clone();
+    // New layers are unreferenced until the image is named: keep garbage collection out.
+    let _gc = store.gc_guard()?;
     let inputs = inputs(a, &store)?;
     let dockerfile_text = String::from_utf8_lossy(&inputs.dockerfile).to_string();
     let mut build_args = parse_build_args(&a.build_arg);
@@ -370,24 +372,33 @@ pub fn build(ctx: &Ctx, a: &BuildArgs) -> Result<i32> {
     }
     let outputs = parse_outputs(a)?;
     let mut cache_from = Vec::new();
+    let mut cache_from_refs = Vec::new();
     for c in &a.cache_from {
         let kv = csv_kv(c);
         match kv.get("type").map(String::as_str) {
             Some("local") => cache_from.push(PathBuf::from(
                 kv.get("src").ok_or_else(|| exit_with(1, format!("--cache-from {c:?}: src=DIR is required")))?,
             )),
-            // An image reference as cache source (docker's `--cache-from IMAGE`): its layers
-            // are matched through the local store, nothing to import.
-            None if !c.contains('=') => {}
+            Some("registry") => {
+                let r =
+                    kv.get("ref").ok_or_else(|| exit_with(1, format!("--cache-from {c:?}: ref=IMAGE is required")))?;
+                cache_from_refs.push(r.clone());
+            }
+            // An image reference as cache source (docker's `--cache-from IMAGE`): a registry cache
+            // when it is one, otherwise its layers are matched through the local store.
+            None if !c.contains('=') => cache_from_refs.push(c.clone()),
             other => {
                 return Err(exit_with(
                     1,
-                    format!("--cache-from {c:?}: cache type {other:?} is not supported (type=local,src=DIR)"),
+                    format!(
+                        "--cache-from {c:?}: cache type {other:?} is not supported (type=local,src=DIR or type=registry,ref=IMAGE)"
+                    ),
                 ));
             }
         }
     }
     let mut cache_to = None;
+    let mut cache_to_registry: Option<(Reference, bool)> = None;
     for c in &a.cache_to {
         let kv = csv_kv(c);
         match kv.get("type").map(String::as_str) {
@@ -397,6 +408,14 @@ pub fn build(ctx: &Ctx, a: &BuildArgs) -> Result<i32> {
                 );
                 let max = kv.get("mode").map(String::as_str) == Some("max");
                 cache_to = Some((dest, max));
+            }
+            Some("registry") => {
+                let r =
+                    kv.get("ref").ok_or_else(|| exit_with(1, format!("--cache-to {c:?}: ref=IMAGE is required")))?;
+                let r = Reference::parse_normalized(r)
+                    .map_err(|e| exit_with(1, format!("--cache-to {c:?}: {e}")))?
+                    .with_default_tag();
+                cache_to_registry = Some((r, kv.get("mode").map(String::as_str) == Some("max")));
             }
             // BuildKit's inline cache needs nothing extra here: the image itself is the cache.
             Some("inline") => {}
@@ -409,6 +428,7 @@ pub fn build(ctx: &Ctx, a: &BuildArgs) -> Result<i32> {
         }
     }
 
+    let cache_from_records = import_registry_caches(ctx, &store, &cache_from_refs);
     let cache = berth_build::Cache::open(&store)?;
     let context = match &inputs.context_dir {
         Some(d) => {
@@ -444,6 +464,7 @@ pub fn build(ctx: &Ctx, a: &BuildArgs) -> Result<i32> {
         add_hosts,
         cache_from,
         cache_to,
+        cache_from_records,
     };
 
     let mode = if a.quiet {
@@ -527,6 +548,18 @@ pub fn build(ctx: &Ctx, a: &BuildArgs) -> Result<i32> {
         }
     }
     progress.done(v);
+    if let Some((r, max)) = &cache_to_registry {
+        let vid = "cache-export-registry";
+        progress.start(vid, &format!("exporting cache to registry {r}"));
+        match export_registry_cache(ctx, &store, &out, r, *max) {
+            Ok(()) => progress.done(vid),
+            Err(e) => {
+                progress.error(vid, &format!("{e:#}"));
+                progress.finish();
+                return Err(e);
+            }
+        }
+    }
     progress.finish();
     if let Some(f) = &a.iidfile {
         std::fs::write(f, id.to_string()).with_context(|| format!("writing {}", f.display()))?;
@@ -548,6 +581,78 @@ pub fn build(ctx: &Ctx, a: &BuildArgs) -> Result<i32> {
         println!("{id}");
     }
     Ok(0)
+}
+
+/// `--cache-from type=registry,ref=…`: pulls each cache image (quietly; a missing one is not an
+/// error, as in BuildKit) and returns the records they carry. Their layers are then in the
+/// store, verified and unpacked, like any pulled image.
+fn import_registry_caches(ctx: &Ctx, store: &Store, refs: &[String]) -> Vec<BTreeMap<String, berth_build::Record>> {
+    let mut out = Vec::new();
+    for r in refs {
+        let Ok(reference) = Reference::parse_normalized(r).map(Reference::with_default_tag) else {
+            eprintln!("WARNING: --cache-from {r}: invalid reference");
+            continue;
+        };
+        let provider = StoreProvider { ctx, store: store.clone() };
+        match provider.image(&reference.to_string(), &Platform::host(), true) {
+            Ok(p) => match berth_build::records_of(&p.image.config) {
+                Some(recs) => {
+                    // A cache image is not an image of the user's: drop its names (its layers
+                    // stay while the build's own cache records use them).
+                    let digest = p.image.manifest_desc.digest.clone();
+                    let _ = store.update_refs(|t| {
+                        t.remove_digest(&digest);
+                        Ok(())
+                    });
+                    out.push(recs);
+                }
+                None => tracing::debug!(
+                    "{reference} is not a berth cache image; its layers can still match through the store"
+                ),
+            },
+            Err(e) => eprintln!("WARNING: failed to import cache {reference}: {e}"),
+        }
+    }
+    out
+}
+
+/// `--cache-to type=registry,ref=…`: writes a cache image (see `berth_build::cache_image`) into
+/// the store and pushes it with the regular push pipeline (layers compressed once, mounts and
+/// "already exists" as for any push). The cache image gets no local name.
+fn export_registry_cache(
+    ctx: &Ctx,
+    store: &Store,
+    out: &berth_build::BuildOutput,
+    r: &Reference,
+    max: bool,
+) -> Result<()> {
+    let cache = berth_build::Cache::open(store)?;
+    let final_layers: std::collections::HashSet<_> = out.state.layers.iter().map(|l| l.diff_id.clone()).collect();
+    let keys: Vec<String> = out
+        .used_keys
+        .iter()
+        .filter(|k| {
+            max || cache.peek(k).is_some_and(|rec| rec.state.layers.iter().all(|l| final_layers.contains(&l.diff_id)))
+        })
+        .cloned()
+        .collect();
+    let (config, layers) = berth_build::cache_image(&cache, &keys);
+    let state = berth_build::State { key: String::new(), layers, config };
+    let (manifest, _) = berth_build::export_image(store, &state, &BTreeMap::new())?;
+    let img = store.load_image(&manifest)?;
+    let root = match berth_transport::recompress::compressed_root(store, &img, berth_types::Compression::Gzip, false)? {
+        Some(r) => r,
+        None => {
+            berth_transport::Root { desc: manifest.clone(), bytes: store.read_blob(&manifest.digest)?, names: vec![] }
+        }
+    };
+    // The store is an OCI layout: read the cache image's blobs from it directly.
+    let src = Source::open_local(&Endpoint::OciDir { path: store.root().to_path_buf(), tag: None }, Some(store))?;
+    let client = crate::cmd::registry::client(ctx)?;
+    let sink = Sink::Registry(Box::new(berth_transport::registry::RegistrySink::new(client, r.clone())));
+    let opts = CopyOptions { names: vec![r.clone()], max_concurrent: 5, ..Default::default() };
+    ctx.block_on(berth_transport::copy_root(&src, &root, &sink, &opts, Arc::new(Quiet)))??;
+    Ok(())
 }
 
 /// `-o type=local|tar`: the final filesystem, layers applied in order with whiteouts.
