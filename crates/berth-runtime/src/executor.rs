@@ -71,6 +71,20 @@ fn spec_args_env(spec: &Spec) -> (Vec<String>, String) {
     (args, path)
 }
 
+/// The command's environment, straight from the spec (we always set HOME there).
+/// Never read or written through `std::env`: that takes a process-wide lock which
+/// another thread of the caller may have held when libcontainer cloned us.
+fn spec_env(spec: &Spec) -> Vec<String> {
+    spec.process().as_ref().and_then(|p| p.env().clone()).unwrap_or_default()
+}
+
+/// Write to stderr without std's stderr lock (see [`spec_env`] for why).
+fn raw_eprint(msg: &str) {
+    // SAFETY: fd 2 is the container's stderr for the duration of the call.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(2) };
+    let _ = nix::unistd::write(fd, msg.as_bytes());
+}
+
 fn to_cstrings<'a>(v: impl Iterator<Item = &'a [u8]>) -> Vec<CString> {
     v.filter_map(|s| CString::new(s).ok()).collect()
 }
@@ -90,21 +104,10 @@ pub(crate) fn reset_signals() {
     }
 }
 
-fn exec_or_exit(path: &Path, args: &[String]) -> ! {
+fn exec_or_exit(path: &Path, args: &[String], env: &[String]) -> ! {
     let cpath = CString::new(path.as_os_str().as_bytes()).unwrap_or_default();
     let argv = to_cstrings(args.iter().map(|s| s.as_bytes()));
-    let envp = to_cstrings(
-        std::env::vars_os()
-            .map(|(k, v)| {
-                let mut b = k.as_bytes().to_vec();
-                b.push(b'=');
-                b.extend_from_slice(v.as_bytes());
-                b
-            })
-            .collect::<Vec<_>>()
-            .iter()
-            .map(|v| v.as_slice()),
-    );
+    let envp = to_cstrings(env.iter().map(|s| s.as_bytes()));
     let err = nix::unistd::execve(&cpath, &argv, &envp).err();
     let arg0 = args.first().map(String::as_str).unwrap_or_default();
     let (code, msg) = match err {
@@ -113,12 +116,21 @@ fn exec_or_exit(path: &Path, args: &[String]) -> ! {
         Some(nix::Error::ENOENT) => (127, "no such file or directory"),
         _ => (126, "cannot execute"),
     };
-    eprintln!("exec: {arg0:?}: {msg}");
+    raw_eprint(&format!("exec: {arg0:?}: {msg}\n"));
     // SAFETY: _exit is always safe; we must not run destructors of the cloned parent state.
     unsafe { libc::_exit(code) }
 }
 
 impl Executor for BerthExecutor {
+    /// The environment is taken from the spec in [`Executor::exec`]; libcontainer's
+    /// default would rewrite `std::env` (a lock) in the freshly cloned process.
+    fn setup_envs(
+        &self,
+        _envs: std::collections::HashMap<String, String>,
+    ) -> Result<(), libcontainer::workload::ExecutorSetEnvsError> {
+        Ok(())
+    }
+
     fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
         let (args, path) = spec_args_env(spec);
         let Some(arg0) = args.first() else {
@@ -140,17 +152,18 @@ impl Executor for BerthExecutor {
             // SAFETY: TIOCSWINSZ reads a winsize we own; fd 0 is the container's pty.
             unsafe { libc::ioctl(0, libc::TIOCSWINSZ, &ws) };
         }
+        let env = spec_env(spec);
         if self.init {
-            run_init(&resolved, &args);
+            run_init(&resolved, &args, &env);
         }
         reset_signals();
-        exec_or_exit(&resolved, &args)
+        exec_or_exit(&resolved, &args, &env)
     }
 }
 
 /// `--init`: stay as PID 1, run the command as a child, forward signals to it, reap
 /// every zombie, and exit with the command's status (128+N when killed by signal N).
-fn run_init(path: &Path, args: &[String]) -> ! {
+fn run_init(path: &Path, args: &[String], env: &[String]) -> ! {
     let all = SigSet::all();
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&all), None);
     // SAFETY: the process is single threaded here (a fresh clone).
@@ -164,11 +177,11 @@ fn run_init(path: &Path, args: &[String]) -> ! {
                 libc::tcsetpgrp(0, libc::getpid());
             }
             reset_signals();
-            exec_or_exit(path, args)
+            exec_or_exit(path, args, env)
         }
         Ok(nix::unistd::ForkResult::Parent { child }) => child,
         Err(e) => {
-            eprintln!("berth-init: fork: {e}");
+            raw_eprint(&format!("berth-init: fork: {e}\n"));
             // SAFETY: see exec_or_exit.
             unsafe { libc::_exit(125) }
         }

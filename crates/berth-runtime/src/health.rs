@@ -164,6 +164,10 @@ pub fn health_main(args: &[String]) -> i32 {
     let (Some(root), Some(id)) = (args.first(), args.get(1)) else {
         return 2;
     };
+    // Die with the supervisor (it kills us on a normal exit; this covers SIGKILL).
+    // SAFETY: prctl(PR_SET_PDEATHSIG) has no memory-safety preconditions.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+    let parent = nix::unistd::getppid();
     let root = PathBuf::from(root);
     let cdir = ContainerDir::new(&root, id);
     let Ok(rec) = cdir.read_record() else {
@@ -178,7 +182,7 @@ pub fn health_main(args: &[String]) -> i32 {
             if starting && in_start && hc.start_interval > 0 { hc.start_interval_ns() } else { hc.interval_ns() };
         std::thread::sleep(Duration::from_nanos(wait));
         match cdir.read_state() {
-            Ok(s) if s.status == Status::Running => {}
+            Ok(s) if s.status == Status::Running && nix::unistd::getppid() == parent => {}
             _ => return 0,
         }
         let _ = run_probe(&root, id);

@@ -121,6 +121,9 @@ pub fn run_in_helper(
 
 /// Entry point for `<exe> __berth-run <request.json>`.
 pub(crate) fn run_main(args: &[String]) -> i32 {
+    // If the caller dies, stop the container (SIGTERM is forwarded to it) and clean up.
+    // SAFETY: prctl(PR_SET_PDEATHSIG) has no memory-safety preconditions.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) };
     let Some(req_path) = args.first().map(std::path::PathBuf::from) else {
         return 2;
     };

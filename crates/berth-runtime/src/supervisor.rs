@@ -85,6 +85,8 @@ pub fn supervisor_main(args: &[String]) -> i32 {
         unsafe { File::from_raw_fd(fd) }
     });
     let _ = nix::unistd::setsid();
+    // Do not pin the caller's working directory (it may be unmounted later).
+    let _ = std::env::set_current_dir("/");
     let root = PathBuf::from(root);
     let cdir = ContainerDir::new(&root, id);
     let mut ready = ready;

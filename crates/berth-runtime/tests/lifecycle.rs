@@ -18,6 +18,7 @@ fn cleanup(s: &Containers, o: &RuntimeOptions, id: &str) {
 
 #[test]
 fn detached_outlives_creator_and_records_exit() {
+    let _serial = serial();
     let o = opts();
     let s = store();
     let id = unique_id("det");
@@ -48,6 +49,7 @@ fn detached_outlives_creator_and_records_exit() {
 
 #[test]
 fn start_errors_are_reported() {
+    let _serial = serial();
     let o = opts();
     let s = store();
     let id = unique_id("det127");
@@ -61,6 +63,7 @@ fn start_errors_are_reported() {
 
 #[test]
 fn stop_with_timeout_kill_rm_and_follow_logs() {
+    let _serial = serial();
     let o = opts();
     let s = store();
     let id = unique_id("stop");
@@ -110,6 +113,7 @@ fn stop_with_timeout_kill_rm_and_follow_logs() {
 
 #[test]
 fn died_unobserved_is_marked_exited() {
+    let _serial = serial();
     let o = opts();
     let s = store();
     let id = unique_id("died");
@@ -134,6 +138,7 @@ fn died_unobserved_is_marked_exited() {
 
 #[test]
 fn exec_into_running_container() {
+    let _serial = serial();
     let o = opts();
     let s = store();
     let id = unique_id("exec");
@@ -166,6 +171,7 @@ fn exec_into_running_container() {
 
 #[test]
 fn health_check_transitions() {
+    let _serial = serial();
     let o = opts();
     let s = store();
     let id = unique_id("health");
@@ -218,6 +224,7 @@ fn health_check_transitions() {
 
 #[test]
 fn concurrent_starts_start_once() {
+    let _serial = serial();
     let o = opts();
     let s = store();
     let id = unique_id("conc");
@@ -236,6 +243,7 @@ fn concurrent_starts_start_once() {
 
 #[test]
 fn attached_start_logs_and_detached_auto_remove() {
+    let _serial = serial();
     let o = opts();
     let s = store();
     let id = unique_id("att");
@@ -272,6 +280,7 @@ fn attached_start_logs_and_detached_auto_remove() {
 
 #[test]
 fn attached_inherit_output_reaches_terminal_and_log() {
+    let _serial = serial();
     let o = opts();
     let s = store();
     let id = unique_id("tee");
@@ -297,6 +306,7 @@ fn attached_inherit_output_reaches_terminal_and_log() {
 
 #[test]
 fn detached_and_exec_with_external_runc() {
+    let _serial = serial();
     let mut o = opts();
     o.backend = Backend::External("/usr/sbin/runc".into());
     let s = store();

@@ -75,6 +75,7 @@ fn read_until(p: &mut Pty, child: &mut std::process::Child, pred: impl Fn(&str) 
 
 #[test]
 fn tty_and_window_size() {
+    let _serial = serial();
     require_root();
     let layer = busybox_layer();
     let mut p = pty(33, 77);
@@ -88,6 +89,7 @@ fn tty_and_window_size() {
 
 #[test]
 fn interactive_tty_stdin_ctrl_c_and_exit_code() {
+    let _serial = serial();
     require_root();
     let layer = busybox_layer();
     let mut p = pty(24, 80);
@@ -109,6 +111,7 @@ fn interactive_tty_stdin_ctrl_c_and_exit_code() {
 
 #[test]
 fn exec_with_tty_into_detached_container() {
+    let _serial = serial();
     require_root();
     let o = opts();
     let store = tmp_base().join("store");

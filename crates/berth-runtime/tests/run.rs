@@ -9,6 +9,7 @@ use common::*;
 
 #[test]
 fn exit_codes() {
+    let _serial = serial();
     let o = opts();
     for (args, code) in [(vec!["true"], 0), (vec!["sh", "-c", "exit 3"], 3)] {
         let id = unique_id("exit");
@@ -28,6 +29,7 @@ fn exit_codes() {
 
 #[test]
 fn env_cwd_user_hostname() {
+    let _serial = serial();
     let o = opts();
     let id = unique_id("env");
     let mut c = config(&id, &["sh", "-c", "echo $FOO; pwd; id; hostname; echo $HOME"]);
@@ -55,6 +57,7 @@ impl RunObserver for KillOnStart {
 
 #[test]
 fn killed_by_signal_is_128_plus_n() {
+    let _serial = serial();
     let o = opts();
     let id = unique_id("sig");
     let c = config(&id, &["sleep", "30"]);
@@ -66,6 +69,7 @@ fn killed_by_signal_is_128_plus_n() {
 
 #[test]
 fn init_reaps_and_maps_signals() {
+    let _serial = serial();
     let o = opts();
     // PID 1 ignores its own SIGKILL; under --init the command is not PID 1.
     let id = unique_id("init");
@@ -93,6 +97,7 @@ fn init_reaps_and_maps_signals() {
 
 #[test]
 fn stderr_is_captured_separately() {
+    let _serial = serial();
     let o = opts();
     let id = unique_id("cap");
     let (code, out, err) =
@@ -104,6 +109,7 @@ fn stderr_is_captured_separately() {
 
 #[test]
 fn mounts_bind_tmpfs() {
+    let _serial = serial();
     let o = opts();
     let host = tmp_base().join(format!("bind-{}", unique_id("b")));
     std::fs::create_dir_all(&host).unwrap();
@@ -132,6 +138,7 @@ fn mounts_bind_tmpfs() {
 
 #[test]
 fn network_none_vs_host() {
+    let _serial = serial();
     let o = opts();
     let id = unique_id("netn");
     let mut c = config(&id, &["sh", "-c", "ls /sys/class/net; ip link show lo"]);
@@ -154,6 +161,7 @@ fn network_none_vs_host() {
 
 #[test]
 fn read_only_rootfs_and_cap_drop() {
+    let _serial = serial();
     let o = opts();
     let id = unique_id("ro");
     let mut c = config(&id, &["sh", "-c", "touch /x && echo wrote; touch /tmp/y && echo wrote-tmp; true"]);
@@ -173,6 +181,7 @@ fn read_only_rootfs_and_cap_drop() {
 
 #[test]
 fn cgroup_limits_visible() {
+    let _serial = serial();
     let o = opts();
     let id = unique_id("cg");
     let mut c = config(
@@ -192,6 +201,7 @@ fn cgroup_limits_visible() {
 
 #[test]
 fn overlay_upper_gets_changes_but_not_etc_mountpoints() {
+    let _serial = serial();
     let o = opts();
     // A layer without /etc/hosts etc.: the mount points must be created and removed again.
     let bare = tmp_base().join(format!("bare-{}", unique_id("l")));
@@ -225,6 +235,7 @@ fn overlay_upper_gets_changes_but_not_etc_mountpoints() {
 
 #[test]
 fn external_runc_backend() {
+    let _serial = serial();
     let runc = std::path::Path::new("/usr/sbin/runc");
     assert!(runc.exists(), "runc is required for the external-runtime test (apt-get install runc)");
     let mut o = opts();
@@ -243,6 +254,7 @@ fn external_runc_backend() {
 
 #[test]
 fn run_in_helper_streams_lines() {
+    let _serial = serial();
     let o = opts();
     let id = unique_id("helper");
     let mut lines = vec![];
@@ -267,6 +279,7 @@ fn run_in_helper_streams_lines() {
 
 #[test]
 fn many_layers_and_copy_fallback() {
+    let _serial = serial();
     // 180 layers with long paths: ~40 KiB of lowerdir, far past the 4 KiB option limit.
     let base = tmp_base().join(format!("many-{}", unique_id("m")));
     let mut lower = vec![busybox_layer()];
@@ -306,6 +319,7 @@ fn many_layers_and_copy_fallback() {
 
 #[test]
 fn privileged_and_ulimits() {
+    let _serial = serial();
     let o = opts();
     let id = unique_id("priv");
     let mut c =
@@ -332,6 +346,7 @@ fn privileged_and_ulimits() {
 
 #[test]
 fn oom_kill_is_reported() {
+    let _serial = serial();
     let o = opts();
     let id = unique_id("oom");
     let mut c = config(&id, &["sh", "-c", "x=$(head -c 100000000 /dev/zero | tr '\\0' a); echo ${#x}"]);
@@ -345,6 +360,7 @@ fn oom_kill_is_reported() {
 
 #[test]
 fn signals_to_berth_are_forwarded() {
+    let _serial = serial();
     use std::io::{BufRead, BufReader};
     let layer = busybox_layer();
     for (sig, name) in [

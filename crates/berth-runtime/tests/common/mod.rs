@@ -7,6 +7,15 @@ use std::sync::OnceLock;
 
 use berth_runtime::*;
 
+/// libcontainer clones the calling process with raw `clone3`: locks held by other
+/// threads at that moment stay locked in the child (see the threading contract in
+/// docs/dev/runtime.md). The test harness runs tests on several threads, so every test
+/// that starts containers holds this for its whole duration.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static M: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    M.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Tests run real containers: they need root. Running them as non-root is a loud failure.
 pub fn require_root() {
     assert!(nix::unistd::geteuid().is_root(), "berth-runtime integration tests need root (they run real containers)");
