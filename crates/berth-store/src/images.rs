@@ -204,6 +204,28 @@ impl Store {
         Err(StoreError::NoSuchImage(s.to_string()))
     }
 
+    /// Resolves a user string to the image it names, reading only that image when the string is
+    /// a name in the table (the common case for `run` and `build`); IDs fall back to a scan.
+    pub fn resolve_image(&self, s: &str, platform: Option<&Platform>) -> Result<LocalImage> {
+        let hex = s.strip_prefix("sha256:").unwrap_or(s);
+        let maybe_id = !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if !maybe_id && let Ok(r) = Reference::parse_normalized(s) {
+            let r = r.with_default_tag();
+            let table = self.ref_table()?;
+            let entry = table.get(&r).or_else(|| if r.digest().is_some() { table.get(&r.without_tag()) } else { None });
+            if let Some(e) = entry {
+                let d = self.resolve_manifest(&e.descriptor, platform)?;
+                return self.load_image(&d);
+            }
+            return Err(StoreError::NoSuchImage(s.to_string()));
+        }
+        let rec = self.find_image(s)?;
+        let desc =
+            rec.entries.first().map(|e| e.descriptor.clone()).ok_or_else(|| StoreError::NoSuchImage(s.to_string()))?;
+        let d = self.resolve_manifest(&desc, platform)?;
+        self.load_image(&d)
+    }
+
     /// Resolves a user string to its image record.
     pub fn find_image(&self, s: &str) -> Result<ImageRecord> {
         let l = self.lookup(s)?;

@@ -217,11 +217,7 @@ struct StoreProvider<'a> {
 impl Provider for StoreProvider<'_> {
     fn image(&self, reference: &str, platform: &Platform, pull: bool) -> std::result::Result<ProvidedImage, String> {
         let r = Reference::parse_normalized(reference).map_err(|e| format!("{reference}: {e}"))?.with_default_tag();
-        if !pull && let Ok(rec) = self.store.find_image(&r.to_string()) {
-            let desc =
-                crate::cmd::images::source_descriptor(&self.store, &r.to_string(), &rec).map_err(|e| e.to_string())?;
-            let d = self.store.resolve_manifest(&desc, Some(platform)).map_err(|e| e.to_string())?;
-            let image = self.store.load_image(&d).map_err(|e| e.to_string())?;
+        if !pull && let Ok(image) = self.store.resolve_image(&r.to_string(), Some(platform)) {
             return Ok(ProvidedImage { name: r.to_string(), image });
         }
         let client = crate::cmd::registry::client(self.ctx).map_err(|e| e.to_string())?;

@@ -179,10 +179,8 @@ fn image_for_run(
         "never" | "missing" => false,
         other => return Err(exit_with(125, format!("invalid pull option: {other:?} (always, missing, never)"))),
     };
-    if !want_pull && let Ok(rec) = store.find_image(name) {
-        let desc = crate::cmd::images::source_descriptor(store, name, &rec)?;
-        let d = store.resolve_manifest(&desc, platform)?;
-        return Ok((store.load_image(&d)?, display_name(name, &rec)));
+    if !want_pull && let Ok(img) = store.resolve_image(name, platform) {
+        return Ok((img, display_name(name)));
     }
     if pull == "never" {
         return Err(exit_with(125, format!("Unable to find image '{name}' locally")));
@@ -201,16 +199,19 @@ fn image_for_run(
     };
     let client = crate::cmd::registry::client(ctx)?;
     crate::cmd::registry::pull_one(ctx, &client, &r, &pa).map_err(|e| exit_with(125, format!("{e:#}")))?;
-    let rec = store.find_image(&r.to_string())?;
-    let desc = crate::cmd::images::source_descriptor(store, &r.to_string(), &rec)?;
-    let d = store.resolve_manifest(&desc, platform)?;
-    Ok((store.load_image(&d)?, r.familiar()))
+    Ok((store.resolve_image(&r.to_string(), platform)?, r.familiar()))
 }
 
-fn display_name(typed: &str, rec: &berth_store::ImageRecord) -> String {
+/// How `ps` shows the image: the familiar name with its tag when a name was given, else the
+/// ID as typed.
+fn display_name(typed: &str) -> String {
+    let hex = typed.strip_prefix("sha256:").unwrap_or(typed);
+    if hex.len() >= 12 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return typed.to_string();
+    }
     match Reference::parse_normalized(typed) {
-        Ok(r) if rec.repo_tags.contains(&r.clone().with_default_tag()) => r.with_default_tag().familiar(),
-        _ => typed.to_string(),
+        Ok(r) => r.with_default_tag().familiar(),
+        Err(_) => typed.to_string(),
     }
 }
 
