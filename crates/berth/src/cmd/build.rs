@@ -486,7 +486,12 @@ pub fn build(ctx: &Ctx, a: &BuildArgs) -> Result<i32> {
             if let Some(r) = e.range() {
                 eprint!("{}", berth_dockerfile::render_source(&dockerfile_text, &inputs.dockerfile_name, r));
             }
-            eprintln!("ERROR: failed to solve: {e}");
+            // Dockerfile errors in BuildKit's words ("dockerfile parse error on line N: …").
+            let message = match &e {
+                berth_build::BuildError::Dockerfile(d) => berth_dockerfile::render::error_message(d),
+                other => other.to_string(),
+            };
+            eprintln!("ERROR: failed to solve: {message}");
             return Ok(1);
         }
     };
