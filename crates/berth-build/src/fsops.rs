@@ -205,6 +205,41 @@ pub fn copy_entry(src: &Path, dst: &Path, attrs: &Attrs, filter: &dyn Fn(&str) -
     copy_rec(src, dst, "", attrs, filter)
 }
 
+/// Copies the entries *inside* directory `src` into the existing directory `dst`, leaving
+/// `dst`'s own mode, owner and times alone: BuildKit (fsutil's copy with CopyDirContents) does
+/// not apply the source directory's metadata to the top-level destination, which keeps its
+/// metadata when it existed and is a fresh 0755 directory otherwise.
+pub fn copy_dir_contents(src: &Path, dst: &Path, attrs: &Attrs, filter: &dyn Fn(&str) -> bool) -> Result<u64> {
+    let mut names: Vec<std::ffi::OsString> =
+        fs::read_dir(src).map_err(|e| BuildError::io(src, e))?.flatten().map(|e| e.file_name()).collect();
+    names.sort();
+    let mut bytes = 0;
+    for name in names {
+        let rel = name.to_string_lossy().to_string();
+        if !filter(&rel) {
+            continue;
+        }
+        bytes += copy_rec(&src.join(&name), &dst.join(&name), &rel, attrs, filter)?;
+    }
+    Ok(bytes)
+}
+
+/// Puts back a directory's mode and owner (after an archive whose `.` entry carried its own)
+/// and sets its mtime to now, as adding entries to it does.
+pub fn restore_dir_meta(p: &Path, md: &fs::Metadata) -> Result<()> {
+    fs::set_permissions(p, fs::Permissions::from_mode(md.mode() & 0o7777)).map_err(|e| BuildError::io(p, e))?;
+    lchown(p, md.uid(), md.gid())?;
+    let now = [
+        libc::timespec { tv_sec: 0, tv_nsec: libc::UTIME_NOW },
+        libc::timespec { tv_sec: 0, tv_nsec: libc::UTIME_NOW },
+    ];
+    if let Some(c) = cpath(p) {
+        // SAFETY: valid C string and a two-element timespec array.
+        unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), now.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) };
+    }
+    Ok(())
+}
+
 fn copy_rec(src: &Path, dst: &Path, rel: &str, attrs: &Attrs, filter: &dyn Fn(&str) -> bool) -> Result<u64> {
     let md = fs::symlink_metadata(src).map_err(|e| BuildError::io(src, e))?;
     let ft = md.file_type();

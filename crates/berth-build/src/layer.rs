@@ -10,8 +10,11 @@ use crate::error::{BuildError, Result};
 
 /// Writes the layer tar of an overlay upper directory (uncompressed: compression happens on
 /// export), stores it as a blob whose digest is the diffID, and keeps the directory itself as
-/// the unpacked snapshot (an upper dir is already in overlay-lower format). Returns `None`
-/// when the step changed nothing, as BuildKit then records an empty layer.
+/// the unpacked snapshot (an upper dir is already in overlay-lower format). A step that
+/// changed nothing still gets a layer, the empty tar (diffID sha256:5f70bf18…): BuildKit
+/// exports one for every RUN/COPY/ADD/WORKDIR snapshot, empty or not (Docker 20.10's BuildKit
+/// and current buildx both write it; a WORKDIR of an existing directory is the common case).
+/// The `Option` is always `Some`.
 pub fn commit_upper(
     store: &Store,
     snap: TempSnapshot,
@@ -22,9 +25,6 @@ pub fn commit_upper(
         let _ = std::fs::remove_dir_all(work);
     }
     let builder = overlay_diff(&fs, &TreeOptions { source_date_epoch: epoch, no_xattrs: false })?;
-    if builder.is_empty() {
-        return Ok((None, 0));
-    }
     let entries = builder.len() as u64;
     let blob = store.blob_writer()?;
     let mut tw = TarWriter::new(std::io::BufWriter::with_capacity(1 << 20, blob));

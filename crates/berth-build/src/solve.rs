@@ -192,8 +192,10 @@ impl Solver<'_> {
             architecture: p.architecture.clone(),
             os: p.os.clone(),
             variant: p.variant.clone(),
+            // BuildKit's emptyImage: WorkingDir "/" and the default PATH.
             config: Some(ContainerConfig {
                 env: Some(vec![format!("PATH={}", berth_dockerfile::plan::DEFAULT_PATH)]),
+                working_dir: Some("/".into()),
                 ..Default::default()
             }),
             ..Default::default()
@@ -306,14 +308,17 @@ impl Solver<'_> {
             other => {
                 let mut config = parent.config.clone();
                 apply_metadata(&mut config, other, &step.shell, cmd_set)?;
-                let hist = history_text(cmd, step);
-                config.history.push(History {
-                    created: Some(created.clone()),
-                    created_by: Some(hist),
-                    comment: Some("buildkit.dockerfile.v0".into()),
-                    empty_layer: true,
-                    ..Default::default()
-                });
+                // BuildKit's dispatchOnbuild records no history entry.
+                if !matches!(other, Instruction::Onbuild { .. }) {
+                    let hist = history_text(cmd, step);
+                    config.history.push(History {
+                        created: Some(created.clone()),
+                        created_by: Some(hist),
+                        comment: Some("buildkit.dockerfile.v0".into()),
+                        empty_layer: true,
+                        ..Default::default()
+                    });
+                }
                 config.created = Some(created.clone());
                 (State { key: String::new(), layers: parent.layers.clone(), config }, 0)
             }
@@ -772,7 +777,9 @@ impl Solver<'_> {
         let exclude = excludes(c)?;
         // Gather sources: (host path, name relative to the source root, is context).
         enum Src {
-            Path { host: PathBuf, rel: String, ctx: Option<Arc<Context>> },
+            // `keep`: the part of `rel` that --parents reproduces below the destination (after
+            // a `/./` pivot in the source, else all of it).
+            Path { host: PathBuf, rel: String, keep: String, ctx: Option<Arc<Context>> },
             Inline { name: String, data: Vec<u8> },
             Url { url: String },
         }
@@ -792,7 +799,8 @@ impl Solver<'_> {
                     for rel in m {
                         // A symlink named (or matched) as a source is followed inside the context.
                         let host = fsops::secure_join(&root_dir, &rel);
-                        srcs.push(Src::Path { host, rel, ctx: Some(ctx.clone()) });
+                        let keep = parents_keep(c.parents, s, &rel);
+                        srcs.push(Src::Path { host, rel, keep, ctx: Some(ctx.clone()) });
                     }
                 }
             }
@@ -807,7 +815,8 @@ impl Solver<'_> {
                         return Err(BuildError::Other(not_found_message(src)));
                     }
                     for rel in matches {
-                        srcs.push(Src::Path { host: fsops::secure_join(m.path(), &rel), rel, ctx: None });
+                        let keep = parents_keep(c.parents, src, &rel);
+                        srcs.push(Src::Path { host: fsops::secure_join(m.path(), &rel), rel, keep, ctx: None });
                     }
                 }
                 _mounted = Some(m);
@@ -833,7 +842,8 @@ impl Solver<'_> {
                     for rel in m {
                         // A symlink named (or matched) as a source is followed inside the context.
                         let host = fsops::secure_join(&root_dir, &rel);
-                        srcs.push(Src::Path { host, rel, ctx: Some(ctx.clone()) });
+                        let keep = parents_keep(c.parents, s, &rel);
+                        srcs.push(Src::Path { host, rel, keep, ctx: Some(ctx.clone()) });
                     }
                 }
             }
@@ -889,10 +899,14 @@ impl Solver<'_> {
                     };
                     fsops::write_file(&target, &data, mode, uid, gid, None)?;
                 }
-                Src::Path { host, rel, ctx } => {
+                Src::Path { host, rel, keep, ctx } => {
                     let md = std::fs::symlink_metadata(&host).map_err(|e| BuildError::io(&host, e))?;
-                    // What goes into dest: a directory's *contents*; a file itself.
-                    let base_rel = rel.clone();
+                    // What goes into dest: a directory's *contents*; a file itself. Context
+                    // filters apply to the path the source resolved to (a followed symlink).
+                    let base_rel = match ctx.as_ref().and_then(|c| c.root()) {
+                        Some(r) => host.strip_prefix(r).map(|p| p.to_string_lossy().to_string()).unwrap_or(rel.clone()),
+                        None => rel.clone(),
+                    };
                     let filter = |child: &str| -> bool {
                         let full = if base_rel.is_empty() { child.to_string() } else { format!("{base_rel}/{child}") };
                         if let Some(ctx) = &ctx
@@ -911,8 +925,15 @@ impl Solver<'_> {
                     };
                     if c.is_add && md.is_file() && c.unpack != Some(false) && is_archive(&host) {
                         fsops::mkdir_all(&dest_host, uid, gid)?;
+                        // The archive's own `.` entry does not change the destination (docker's
+                        // Untar skips it).
+                        let dest_md =
+                            std::fs::symlink_metadata(&dest_host).map_err(|e| BuildError::io(&dest_host, e))?;
                         match chown {
-                            None => extract_archive(&host, &dest_host)?,
+                            None => {
+                                extract_archive(&host, &dest_host)?;
+                                fsops::restore_dir_meta(&dest_host, &dest_md)?;
+                            }
                             Some(owner) => {
                                 // --chown applies to the extracted entries (not to the existing
                                 // destination): extract aside, then merge with the owner.
@@ -932,16 +953,16 @@ impl Solver<'_> {
                         continue;
                     }
                     let dst = if md.is_dir() {
-                        if c.parents && !rel.is_empty() {
-                            let d = dest_host.join(&rel);
+                        if c.parents && !keep.is_empty() {
+                            let d = dest_host.join(&keep);
                             fsops::mkdir_all(&d, uid, gid)?;
                             d
                         } else {
                             dest_host.clone()
                         }
                     } else if dest_is_dir {
-                        if c.parents && rel.contains('/') {
-                            let d = dest_host.join(&rel);
+                        if c.parents && keep.contains('/') {
+                            let d = dest_host.join(&keep);
                             if let Some(p) = d.parent() {
                                 fsops::mkdir_all(p, uid, gid)?;
                             }
@@ -956,8 +977,10 @@ impl Solver<'_> {
                     };
                     if md.is_dir() {
                         fsops::mkdir_all(&dst, uid, gid)?;
+                        fsops::copy_dir_contents(&host, &dst, &attrs, &filter)?;
+                    } else {
+                        fsops::copy_entry(&host, &dst, &attrs, &filter)?;
                     }
-                    fsops::copy_entry(&host, &dst, &attrs, &filter)?;
                 }
             }
         }
@@ -1089,6 +1112,20 @@ fn attach_range(e: BuildError, range: LineRange, vertex: &str) -> BuildError {
         }
         other => BuildError::Step { message: other.to_string(), range: Some(range), vertex: Some(vertex.to_string()) },
     }
+}
+
+/// For `COPY --parents`, the part of a matched path kept below the destination: everything
+/// after the source's `/./` pivot (BuildKit's dispatchCopy), or the whole path.
+fn parents_keep(parents: bool, source: &str, rel: &str) -> String {
+    if !parents {
+        return rel.to_string();
+    }
+    let Some((pivot, _)) = source.split_once("/./") else { return rel.to_string() };
+    let pivot = berth_dockerfile::clean_path(pivot.trim_start_matches('/'));
+    if pivot.is_empty() || pivot == "." {
+        return rel.to_string();
+    }
+    rel.strip_prefix(&format!("{pivot}/")).unwrap_or(rel).to_string()
 }
 
 fn not_found_message(src: &str) -> String {
@@ -1310,17 +1347,14 @@ pub(crate) fn step_text(cmd: &Command) -> String {
     format!("{} {}", cmd.instruction.name(), words.join(" "))
 }
 
-/// Docker/BuildKit `created_by` text of a history entry.
+/// Docker/BuildKit `created_by` text of a history entry, as BuildKit's dockerfile2llb writes
+/// it (`commitToHistory` calls of its dispatchers): RUN without its `--mount`/`--network`
+/// flags; COPY/ADD with only `--parents`, `--chown` and `--chmod`; ENV/LABEL as `k=v` pairs;
+/// VOLUME/SHELL as Go `%v` of the list; HEALTHCHECK as Go `%q` of the config.
 fn history_text(cmd: &Command, step: &Step) -> String {
     match &cmd.instruction {
         Instruction::Run(run) => {
-            let args: Vec<String> = if run.cmd.prepend_shell {
-                let mut a = step.shell.clone();
-                a.push(run.cmd.args.join(" "));
-                a
-            } else {
-                run.cmd.args.clone()
-            };
+            let args: Vec<String> = run_args(step, run).unwrap_or_else(|_| run.cmd.args.clone());
             let build_args: Vec<String> =
                 step.env.iter().filter(|e| e.kind == VarKind::Arg).map(|e| format!("{}={}", e.name, e.value)).collect();
             let prefix = if build_args.is_empty() {
@@ -1328,14 +1362,28 @@ fn history_text(cmd: &Command, step: &Step) -> String {
             } else {
                 format!("|{} {} ", build_args.len(), build_args.join(" "))
             };
-            let mounts = if run.mount_specs.is_empty() {
-                String::new()
-            } else {
-                run.mount_specs.iter().map(|m| format!("--mount={m} ")).collect::<String>()
-            };
-            format!("RUN {mounts}{prefix}{} # buildkit", args.join(" "))
+            format!("RUN {prefix}{} # buildkit", args.join(" "))
         }
-        Instruction::Copy(_) | Instruction::Add(_) => format!("{} # buildkit", step_text(cmd)),
+        Instruction::Copy(c) | Instruction::Add(c) => {
+            let mut m = String::from(if c.is_add { "ADD" } else { "COPY" });
+            if c.parents {
+                m.push_str(" --parents");
+            }
+            if let Some(o) = &c.chown {
+                m.push_str(&format!(" --chown={o}"));
+            }
+            if let Some(x) = &c.chmod_raw {
+                m.push_str(&format!(" --chmod={x}"));
+            }
+            for src in &c.sources {
+                m.push(' ');
+                m.push_str(src);
+            }
+            for h in &c.contents {
+                m.push_str(&format!(" <<{}", h.path));
+            }
+            format!("{m} {} # buildkit", c.dest)
+        }
         Instruction::Expose { ports } => {
             // Go prints the port map with sorted keys.
             let mut set: Vec<String> = ports.iter().flat_map(|p| expand_port(p)).map(|p| format!("{p}:{{}}")).collect();
@@ -1354,8 +1402,94 @@ fn history_text(cmd: &Command, step: &Step) -> String {
             let q: Vec<String> = argv.iter().map(|a| berth_dockerfile::go_quote(a)).collect();
             format!("{} [{}]", cmd.instruction.name(), q.join(" "))
         }
+        Instruction::Env { vars } => {
+            let kv: Vec<String> = vars.iter().map(|v| format!(" {}={}", v.key, v.value)).collect();
+            format!("ENV{}", kv.concat())
+        }
+        Instruction::Label { labels } => {
+            let kv: Vec<String> = labels.iter().map(|v| format!(" {}={}", v.key, v.value)).collect();
+            format!("LABEL{}", kv.concat())
+        }
+        Instruction::Volume { paths, .. } => format!("VOLUME [{}]", paths.join(" ")),
+        Instruction::Shell { shell } => format!("SHELL [{}]", shell.join(" ")),
+        Instruction::User { user } => format!("USER {user}"),
+        Instruction::Stopsignal { signal } => format!("STOPSIGNAL {signal}"),
+        Instruction::Maintainer { name } => format!("MAINTAINER {name}"),
+        Instruction::Healthcheck(h) => {
+            let test: Vec<String> = h.test.iter().map(|a| berth_dockerfile::go_quote(a)).collect();
+            format!(
+                "HEALTHCHECK &{{[{}] {} {} {} {} {}}}",
+                test.join(" "),
+                berth_dockerfile::go_quote(&go_duration(h.interval_ns)),
+                berth_dockerfile::go_quote(&go_duration(h.timeout_ns)),
+                berth_dockerfile::go_quote(&go_duration(h.start_period_ns)),
+                berth_dockerfile::go_quote(&go_duration(h.start_interval_ns)),
+                go_quote_rune(h.retries),
+            )
+        }
         _ => step_text(cmd),
     }
+}
+
+/// Go's `time.Duration.String()`: `0s`, `1.5s`, `2m30s`, `1h0m0s`, `500ms`, `1.5µs`, `7ns`.
+fn go_duration(ns: i64) -> String {
+    if ns == 0 {
+        return "0s".into();
+    }
+    let neg = ns < 0;
+    let u = ns.unsigned_abs();
+    // Fractional digits of `v / 10^prec` without trailing zeros.
+    fn frac(v: u64, prec: u32) -> String {
+        let div = 10u64.pow(prec);
+        let (whole, rest) = (v / div, v % div);
+        if rest == 0 {
+            return whole.to_string();
+        }
+        let digits = format!("{rest:0width$}", width = prec as usize);
+        format!("{whole}.{}", digits.trim_end_matches('0'))
+    }
+    let body = if u < 1_000 {
+        format!("{u}ns")
+    } else if u < 1_000_000 {
+        format!("{}\u{b5}s", frac(u, 3))
+    } else if u < 1_000_000_000 {
+        format!("{}ms", frac(u, 6))
+    } else {
+        let secs_ns = u % 60_000_000_000;
+        let mins = u / 60_000_000_000;
+        let s = format!("{}s", frac(secs_ns, 9));
+        if mins == 0 {
+            s
+        } else if mins < 60 {
+            format!("{mins}m{s}")
+        } else {
+            format!("{}h{}m{s}", mins / 60, mins % 60)
+        }
+    };
+    if neg { format!("-{body}") } else { body }
+}
+
+/// Go's `%q` of an int (a rune literal): `'\x04'`, `'A'`.
+fn go_quote_rune(n: i32) -> String {
+    let esc = match n {
+        7 => "\\a".to_string(),
+        8 => "\\b".to_string(),
+        9 => "\\t".to_string(),
+        10 => "\\n".to_string(),
+        11 => "\\v".to_string(),
+        12 => "\\f".to_string(),
+        13 => "\\r".to_string(),
+        39 => "\\'".to_string(),
+        92 => "\\\\".to_string(),
+        32..=126 => char::from_u32(n as u32).map(String::from).unwrap_or_default(),
+        0..=127 => format!("\\x{n:02x}"),
+        _ => match char::from_u32(n as u32) {
+            Some(c) if !c.is_control() => c.to_string(),
+            _ if (0..=0xffff).contains(&n) => format!("\\u{n:04x}"),
+            _ => format!("\\U{n:08x}"),
+        },
+    };
+    format!("'{esc}'")
 }
 
 /// `80` → `80/tcp`; `8000-8002/udp` → three entries.
@@ -1462,4 +1596,37 @@ pub(crate) fn image_state(store: &Store, img: &berth_store::LocalImage) -> Resul
     let _ = media::OCI_LAYER;
     let _: Option<Digest> = None;
     Ok(State { key: KeyBuilder::new("image").part(&img.id.to_string()).finish(), layers, config: img.config.clone() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_duration_formats_like_go() {
+        assert_eq!(go_duration(0), "0s");
+        assert_eq!(go_duration(30_000_000_000), "30s");
+        assert_eq!(go_duration(1_500_000_000), "1.5s");
+        assert_eq!(go_duration(90_000_000_000), "1m30s");
+        assert_eq!(go_duration(3_600_000_000_000), "1h0m0s");
+        assert_eq!(go_duration(500_000_000), "500ms");
+        assert_eq!(go_duration(1_500), "1.5\u{b5}s");
+        assert_eq!(go_duration(7), "7ns");
+    }
+
+    #[test]
+    fn go_quote_rune_formats_like_go() {
+        assert_eq!(go_quote_rune(0), "'\\x00'");
+        assert_eq!(go_quote_rune(4), "'\\x04'");
+        assert_eq!(go_quote_rune(10), "'\\n'");
+        assert_eq!(go_quote_rune(65), "'A'");
+        assert_eq!(go_quote_rune(39), "'\\''");
+    }
+
+    #[test]
+    fn parents_pivot() {
+        assert_eq!(parents_keep(true, "./files/./sub/two.txt", "files/sub/two.txt"), "sub/two.txt");
+        assert_eq!(parents_keep(true, "files/sub/two.txt", "files/sub/two.txt"), "files/sub/two.txt");
+        assert_eq!(parents_keep(false, "a/./b", "a/b"), "a/b");
+    }
 }

@@ -170,12 +170,14 @@ LABEL v=1
 #[test]
 fn independent_stages_run_in_parallel() {
     let b = builder();
+    // Each stage records the system uptime (one clock for every container) before and after
+    // its 2 s sleep, so overlap is checked independently of the machine's load.
     let ctx = Ctx::new(
         r#"FROM busybox AS a
-RUN sleep 2 && echo a > /a
+RUN cut -d' ' -f1 /proc/uptime > /a && sleep 2 && cut -d' ' -f1 /proc/uptime >> /a
 
 FROM busybox AS b
-RUN sleep 2 && echo b > /b
+RUN cut -d' ' -f1 /proc/uptime > /b && sleep 2 && cut -d' ' -f1 /proc/uptime >> /b
 
 FROM busybox
 COPY --from=a /a /a
@@ -188,10 +190,21 @@ COPY --from=b /b /b
     let start = Instant::now();
     build_ok(&b, ctx.path(), &["-t", &t]);
     let took = start.elapsed();
-    assert!(took.as_secs_f64() < 4.0, "two independent 2 s stages took {took:?} (not parallel)");
     let s = saved(&b, &t);
-    assert_eq!(s.fs.text("/a"), "a\n");
-    assert_eq!(s.fs.text("/b"), "b\n");
+    let times = |p: &str| -> (f64, f64) {
+        let v: Vec<f64> = s.fs.text(p).lines().filter_map(|l| l.trim().parse().ok()).collect();
+        assert_eq!(v.len(), 2, "{p}: {v:?}");
+        (v[0], v[1])
+    };
+    let (a0, a1) = times("/a");
+    let (b0, b1) = times("/b");
+    assert!(a0.max(b0) < a1.min(b1), "the stages did not overlap: a {a0}..{a1}, b {b0}..{b1}");
+    let span = a1.max(b1) - a0.min(b0);
+    assert!(span < 4.0, "two independent 2 s stages spanned {span:.2} s (not parallel)");
+    // The whole build's wall time is not asserted: on the shared 2-core machine it includes
+    // process start-up and export under other developers' load (the overlap above is what
+    // proves parallelism); it is printed for the record.
+    eprintln!("parallel build: {took:?} wall, stages spanned {span:.2} s");
 }
 
 #[test]

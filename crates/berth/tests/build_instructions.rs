@@ -401,7 +401,7 @@ COPY --parents ./files/./sub/two.txt /par-dot/
         s.config["history"].as_array().expect("history").iter().filter(|h| h["empty_layer"] != true).collect();
     let idx = layer_hist
         .iter()
-        .position(|h| h["created_by"].as_str().unwrap_or_default().starts_with("COPY --link files/one.txt"))
+        .position(|h| h["created_by"].as_str().unwrap_or_default().starts_with("COPY files/one.txt /linked/"))
         .expect("history entry of COPY --link");
     let mut names = Vec::new();
     for e in tar::Archive::new(&s.layers[idx][..]).entries().expect("entries") {
@@ -641,7 +641,8 @@ LABEL org.example.one=1 "org.example.two"="two words"
 LABEL legacy spaced value
 MAINTAINER Jane Doe <jane@example.com>
 EXPOSE 80 443/tcp 53/udp 8000-8002
-VOLUME /data ["/logs", "/cache"]
+VOLUME /data /logs
+VOLUME ["/cache"]
 STOPSIGNAL SIGQUIT
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --start-interval=2s --retries=4 CMD wget -q -O- http://localhost/ || exit 1
 SHELL ["/bin/sh", "-ec"]
@@ -698,12 +699,22 @@ ONBUILD COPY trigger.txt /trigger.txt
         "ENTRYPOINT ",
         "CMD ",
         "USER ",
-        "ONBUILD ",
     ] {
         let h = find(p);
         assert_eq!(h["empty_layer"], true, "{p}: {h}");
         assert_eq!(h["comment"], "buildkit.dockerfile.v0", "{p}: {h}");
     }
+    // BuildKit records no history for ONBUILD (dispatchOnbuild), and writes these as its
+    // dispatchers format them.
+    assert!(!hist.iter().any(|h| h["created_by"].as_str().unwrap_or_default().starts_with("ONBUILD")), "{hist:#?}");
+    assert_eq!(find("LABEL ")["created_by"], "LABEL org.example.one=1 org.example.two=two words");
+    assert_eq!(find("VOLUME ")["created_by"], "VOLUME [/data /logs]");
+    assert!(hist.iter().any(|h| h["created_by"] == "VOLUME [/cache]"), "{hist:#?}");
+    assert_eq!(find("SHELL ")["created_by"], "SHELL [/bin/sh -ec]");
+    assert_eq!(
+        find("HEALTHCHECK ")["created_by"],
+        "HEALTHCHECK &{[\"CMD-SHELL\" \"wget -q -O- http://localhost/ || exit 1\"] \"30s\" \"5s\" \"10s\" \"2s\" '\\x04'}"
+    );
     assert_eq!(find("CMD ")["created_by"], "CMD [\"/bin/sh\" \"-ec\" \"echo shell-form-cmd\"]");
     assert_eq!(find("ENTRYPOINT ")["created_by"], "ENTRYPOINT [\"/bin/echo\" \"ep\"]");
     assert_eq!(

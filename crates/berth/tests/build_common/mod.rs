@@ -431,16 +431,34 @@ fn hex(b: &[u8]) -> String {
 pub fn read_docker_archive(archive: &Path, index: usize) -> Saved {
     let f = std::fs::File::open(archive).unwrap_or_else(|e| panic!("open {}: {e}", archive.display()));
     let mut members: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    // `docker save` writes a layer that occurs twice as a symlink to the first copy.
+    let mut links: Vec<(String, String)> = Vec::new();
     let mut ar = tar::Archive::new(std::io::BufReader::new(f));
     for e in ar.entries().expect("archive entries") {
         let mut e = e.expect("archive entry");
-        if e.header().entry_type() != tar::EntryType::Regular {
-            continue;
-        }
         let name = clean(&String::from_utf8_lossy(&e.path_bytes())).trim_start_matches('/').to_string();
-        let mut data = Vec::new();
-        e.read_to_end(&mut data).expect("read archive member");
-        members.insert(name, data);
+        match e.header().entry_type() {
+            tar::EntryType::Regular => {
+                let mut data = Vec::new();
+                e.read_to_end(&mut data).expect("read archive member");
+                members.insert(name, data);
+            }
+            tar::EntryType::Symlink | tar::EntryType::Link => {
+                let target = String::from_utf8_lossy(&e.link_name_bytes().unwrap_or_default()).into_owned();
+                let resolved = if e.header().entry_type() == tar::EntryType::Link || target.starts_with('/') {
+                    clean(&target)
+                } else {
+                    clean(&format!("{}/{target}", parent_of(&format!("/{name}"))))
+                };
+                links.push((name, resolved.trim_start_matches('/').to_string()));
+            }
+            _ => {}
+        }
+    }
+    for (name, target) in links {
+        if let Some(d) = members.get(&target).cloned() {
+            members.insert(name, d);
+        }
     }
     let manifest: Value =
         serde_json::from_slice(members.get("manifest.json").expect("archive has manifest.json")).expect("manifest");
