@@ -360,28 +360,9 @@ pub fn records_of(config: &berth_types::ImageConfig) -> Option<std::collections:
 fn import_layer(store: &Store, dir: &Path, l: &LayerRef) -> Result<()> {
     let path = dir.join("blobs").join(l.blob.digest.algorithm().as_str()).join(l.blob.digest.hex());
     let f = std::fs::File::open(&path).map_err(|e| BuildError::io(&path, e))?;
-    let blob = store.blob_writer()?;
-    let snap = store.temp_snapshot()?;
-    struct Tee<R, W>(R, W);
-    impl<R: std::io::Read, W: std::io::Write> std::io::Read for Tee<R, W> {
-        fn read(&mut self, b: &mut [u8]) -> std::io::Result<usize> {
-            let n = self.0.read(b)?;
-            self.1.write_all(b.get(..n).unwrap_or(&[]))?;
-            Ok(n)
-        }
-    }
-    let (tee, m, info) = berth_transport::unpack::unpack_layer(Tee(std::io::BufReader::new(f), blob), &snap.fs())
+    let expect =
+        berth_transport::unpack::Expect { digest: Some(&l.blob.digest), size: None, diff_id: Some(&l.diff_id) };
+    berth_transport::unpack::ingest_layer(store, std::io::BufReader::new(f), &expect)
         .map_err(|e| BuildError::Other(format!("{}: {e}", path.display())))?;
-    if m.compressed != l.blob.digest || m.diff_id != l.diff_id {
-        return Err(BuildError::Other(format!(
-            "{}: content does not match the cache record (digest {}, diffID {})",
-            path.display(),
-            m.compressed,
-            m.diff_id
-        )));
-    }
-    tee.1.commit(Some(&l.blob.digest), None)?;
-    snap.commit(&l.diff_id, &info)?;
-    store.record_layer(&l.blob.digest, m.compression, &l.diff_id)?;
     Ok(())
 }

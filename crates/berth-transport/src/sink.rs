@@ -150,13 +150,9 @@ impl StoreSink {
         let diff = diff_id.clone();
         spawn_blocking(move || {
             let f = store.open_blob(&desc.digest)?;
-            let snap = store.temp_snapshot()?;
-            let (_, digests, report) =
-                crate::unpack::unpack_layer(std::io::BufReader::with_capacity(1 << 20, f), &snap.fs())
-                    .map_err(|e| TransportError::Layer { digest: desc.digest.clone(), source: Box::new(e) })?;
-            check_layer(&desc, &diff, &digests.compressed, &digests.diff_id)?;
-            snap.commit(&diff, &report)?;
-            store.record_layer(&desc.digest, digests.compression, &diff)?;
+            let expect = crate::unpack::Expect { digest: Some(&desc.digest), size: None, diff_id: Some(&diff) };
+            crate::unpack::ingest_layer(&store, std::io::BufReader::with_capacity(1 << 20, f), &expect)
+                .map_err(|e| TransportError::Layer { digest: desc.digest.clone(), source: Box::new(e) })?;
             Ok(())
         })
         .await?;
@@ -176,28 +172,16 @@ impl StoreSink {
                     Ok(())
                 }
                 BlobRole::Layer { diff_id } => {
-                    // One pass: the compressed bytes go to the blob file while being decompressed
-                    // and unpacked into a new snapshot. Both become visible only after the
-                    // digest, size and diffID all check out.
-                    let blob = store.blob_writer()?;
-                    let snap = store.temp_snapshot()?;
+                    // One pass: download, blob file, decompression, digests and unpacking.
                     let counted = Counted::new(bridge, &desc, true, obs.clone());
-                    let tee = Tee { inner: counted, out: blob };
-                    let (tee, digests, report) = crate::unpack::unpack_layer(tee, &snap.fs())
+                    let expect = crate::unpack::Expect {
+                        digest: Some(&desc.digest),
+                        size: Some(desc.size),
+                        diff_id: Some(&diff_id),
+                    };
+                    crate::unpack::ingest_layer(&store, counted, &expect)
                         .map_err(|e| TransportError::Layer { digest: desc.digest.clone(), source: Box::new(e) })?;
-                    let blob = tee.out;
-                    if digests.compressed_size != desc.size {
-                        return Err(TransportError::Store(berth_store::StoreError::SizeMismatch {
-                            digest: desc.digest.clone(),
-                            expected: desc.size,
-                            actual: digests.compressed_size,
-                        }));
-                    }
-                    check_layer(&desc, &diff_id, &digests.compressed, &digests.diff_id)?;
                     obs.blob(&desc.digest, true, BlobStatus::Verifying);
-                    blob.commit(Some(&desc.digest), Some(desc.size))?;
-                    snap.commit(&diff_id, &report)?;
-                    store.record_layer(&desc.digest, digests.compression, &diff_id)?;
                     Ok(())
                 }
             }
@@ -227,20 +211,6 @@ impl StoreSink {
     }
 }
 
-fn check_layer(desc: &Descriptor, diff_id: &Digest, compressed: &Digest, actual_diff: &Digest) -> Result<()> {
-    if compressed != &desc.digest {
-        return Err(TransportError::DigestMismatch { digest: desc.digest.clone(), actual: compressed.clone() });
-    }
-    if actual_diff != diff_id {
-        return Err(TransportError::DiffIdMismatch {
-            digest: desc.digest.clone(),
-            expected: diff_id.clone(),
-            actual: actual_diff.clone(),
-        });
-    }
-    Ok(())
-}
-
 /// Reader adapter reporting transfer progress.
 struct Counted<R> {
     inner: R,
@@ -266,22 +236,6 @@ impl<R: Read> Read for Counted<R> {
         if n == 0 || self.done - self.last >= 512 * 1024 {
             self.last = self.done;
             self.obs.blob(&self.digest, self.is_layer, BlobStatus::Transferring { done: self.done, total: self.total });
-        }
-        Ok(n)
-    }
-}
-
-/// Copies everything read through it into `out`.
-struct Tee<R, W> {
-    inner: R,
-    out: W,
-}
-
-impl<R: Read, W: Write> Read for Tee<R, W> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        if let Some(b) = buf.get(..n) {
-            self.out.write_all(b)?;
         }
         Ok(n)
     }

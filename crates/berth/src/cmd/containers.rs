@@ -976,24 +976,9 @@ pub fn export(ctx: &Ctx, a: &ExportArgs) -> Result<i32> {
 /// descriptor and diffID.
 fn ingest_layer(store: &Store, path: &Path) -> Result<(Descriptor, berth_types::Digest)> {
     let f = std::fs::File::open(path).with_context(|| format!("open {}", path.display()))?;
-    let blob = store.blob_writer()?;
-    let snap = store.temp_snapshot()?;
-    struct Tee<R, W>(R, W);
-    impl<R: std::io::Read, W: Write> std::io::Read for Tee<R, W> {
-        fn read(&mut self, b: &mut [u8]) -> std::io::Result<usize> {
-            let n = self.0.read(b)?;
-            self.1.write_all(&b[..n])?;
-            Ok(n)
-        }
-    }
-    let (tee, digests, report) =
-        berth_transport::unpack::unpack_layer(Tee(std::io::BufReader::new(f), blob), &snap.fs())?;
-    let blob = tee.1;
-    let digest = blob.commit(Some(&digests.compressed), None)?;
-    snap.commit(&digests.diff_id, &report)?;
-    store.record_layer(&digest, digests.compression, &digests.diff_id)?;
-    let mt = media::layer_type(false, digests.compression);
-    Ok((Descriptor::new(mt, digest, digests.compressed_size), digests.diff_id))
+    let m = berth_transport::unpack::ingest_layer(store, std::io::BufReader::new(f), &Default::default())
+        .with_context(|| format!("reading {} as a layer (a tar, plain or compressed)", path.display()))?;
+    Ok((Descriptor::new(media::layer_type(false, m.compression), m.compressed, m.compressed_size), m.diff_id))
 }
 
 /// Writes config + manifest for a new image and names it.
