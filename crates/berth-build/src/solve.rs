@@ -702,6 +702,26 @@ impl Solver<'_> {
         Ok(kb.finish())
     }
 
+    /// Runs `f` on `parent` mounted with a new writable upper (or on the bare upper for
+    /// `--link`), unmounts, and returns the upper as a snapshot ready to commit.
+    fn in_new_layer(
+        &self,
+        parent: &State,
+        link: bool,
+        f: impl FnOnce(&Path) -> Result<()>,
+    ) -> Result<berth_store::TempSnapshot> {
+        let snap = self.store.temp_snapshot()?;
+        let upper = snap.fs();
+        let root = self.mount_rw(parent, &upper, link)?;
+        let res = f(root.path());
+        root.unmount()?;
+        res?;
+        if let Some(work) = upper.parent().map(|p| p.join("work")) {
+            let _ = std::fs::remove_dir_all(work);
+        }
+        Ok(snap)
+    }
+
     fn copy_step(
         &self,
         step: &Step,
@@ -710,30 +730,15 @@ impl Solver<'_> {
         created: &str,
         board: &Board,
     ) -> Result<(State, u64)> {
-        let snap = self.store.temp_snapshot()?;
-        let upper = snap.fs();
-        let workdir = parent
-            .config
-            .config
-            .as_ref()
-            .and_then(|c| c.working_dir.clone())
-            .filter(|w| !w.is_empty())
-            .unwrap_or_else(|| "/".into());
+        let workdir = working_dir(parent);
         let dest_abs = if c.dest.starts_with('/') {
             c.dest.clone()
         } else {
             format!("{}/{}", workdir.trim_end_matches('/'), c.dest)
         };
         let dest_is_dir_syntax = c.dest.ends_with('/') || c.dest == "." || c.dest.ends_with("/.");
-        {
-            let root = self.mount_rw(parent, &upper, c.link)?;
-            let res = self.copy_into(step, c, root.path(), &dest_abs, dest_is_dir_syntax, board);
-            root.unmount()?;
-            res?;
-        }
-        if let Some(work) = upper.parent().map(|p| p.join("work")) {
-            let _ = std::fs::remove_dir_all(work);
-        }
+        let snap = self
+            .in_new_layer(parent, c.link, |root| self.copy_into(step, c, root, &dest_abs, dest_is_dir_syntax, board))?;
         let history = History {
             created: Some(created.to_string()),
             created_by: Some(history_text(&step.command, step)),
@@ -991,13 +996,7 @@ impl Solver<'_> {
     // WORKDIR
 
     fn workdir_step(&self, path: &str, parent: &State, created: &str) -> Result<(State, u64)> {
-        let cur = parent
-            .config
-            .config
-            .as_ref()
-            .and_then(|c| c.working_dir.clone())
-            .filter(|w| !w.is_empty())
-            .unwrap_or_else(|| "/".into());
+        let cur = working_dir(parent);
         let new = if path.starts_with('/') {
             berth_dockerfile::clean_path(path)
         } else {
@@ -1005,29 +1004,18 @@ impl Solver<'_> {
         };
         let new = if new.starts_with('/') { new } else { format!("/{new}") };
         let user = parent.config.config.as_ref().and_then(|c| c.user.clone()).filter(|u| !u.is_empty());
-        let snap = self.store.temp_snapshot()?;
-        let upper = snap.fs();
-        {
-            let root = self.mount_rw(parent, &upper, false)?;
-            let res = (|| {
-                let target = fsops::secure_join(root.path(), &new);
-                if !target.is_dir() {
-                    let (uid, gid) = match &user {
-                        Some(u) => {
-                            berth_runtime::resolve_user(root.path(), u, &[]).map(|e| (e.uid, e.gid)).unwrap_or((0, 0))
-                        }
-                        None => (0, 0),
-                    };
-                    fsops::mkdir_all(&target, uid, gid)?;
-                }
-                Ok::<_, BuildError>(())
-            })();
-            root.unmount()?;
-            res?;
-        }
-        if let Some(work) = upper.parent().map(|p| p.join("work")) {
-            let _ = std::fs::remove_dir_all(work);
-        }
+        let snap = self.in_new_layer(parent, false, |root| {
+            let target = fsops::secure_join(root, &new);
+            if !target.is_dir() {
+                // BuildKit creates WORKDIR owned by the current USER.
+                let (uid, gid) = match &user {
+                    Some(u) => berth_runtime::resolve_user(root, u, &[]).map(|e| (e.uid, e.gid)).unwrap_or((0, 0)),
+                    None => (0, 0),
+                };
+                fsops::mkdir_all(&target, uid, gid)?;
+            }
+            Ok(())
+        })?;
         let mut p2 = parent.clone();
         p2.config.config_mut().working_dir = Some(new.clone());
         let history = History {
@@ -1038,6 +1026,16 @@ impl Solver<'_> {
         };
         self.commit(&p2, snap, history, created)
     }
+}
+
+/// The image's working directory, `/` when unset.
+fn working_dir(st: &State) -> String {
+    st.config
+        .config
+        .as_ref()
+        .and_then(|c| c.working_dir.clone())
+        .filter(|w| !w.is_empty())
+        .unwrap_or_else(|| "/".into())
 }
 
 /// Cleanup of per-RUN resources (secret files, temp dirs, read-only mounts, cache locks).
