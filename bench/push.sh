@@ -53,7 +53,7 @@ cat >"$work/berth-push.sh" <<EOF
 #!/usr/bin/env bash
 set -euo pipefail
 "$BERTH" --root "\$1" tag "\$2" "\$3"
-"$BERTH" --root "\$1" push -q "\$3" >/dev/null
+"$BERTH" --root "\$1" push "\$3"
 EOF
 cat >"$work/berth-untag.sh" <<EOF
 #!/usr/bin/env bash
@@ -69,8 +69,20 @@ EOF
 chmod +x "$work/berth-push.sh" "$work/berth-untag.sh"
 
 common=(--runs "$runs" --env "BENCH_WORK=$work")
-versions=(--version-for berth="$BERTH --version" --version-for skopeo="skopeo --version"
-	--version-for podman="podman --version" --version-for docker="$docker --version")
+# versions TOOL...: --version-for options for the tools of one benchmark.
+versions() {
+	local t
+	for t in "$@"; do
+		case $t in
+		berth) printf '%s\0' --version-for "berth=$BERTH --version" ;;
+		docker) printf '%s\0' --version-for "docker=$docker --version" ;;
+		*) printf '%s\0' --version-for "$t=$t --version" ;;
+		esac
+	done
+}
+mapfile -d '' v_full < <(versions berth skopeo podman)
+mapfile -d '' v_repeat < <(versions berth docker skopeo podman)
+mapfile -d '' v_mount < <(versions berth docker skopeo)
 rev=$(cd "$BENCH_ROOT" && git rev-parse --short HEAD)
 
 say "push-big-full"
@@ -81,7 +93,7 @@ bench --name push-big-full "${common[@]}" --baseline skopeo \
 	--cleanup-for berth="$work/berth-untag.sh $work/berth-full $new bench/big:src" \
 	--tool skopeo="skopeo copy -q --dest-tls-verify=false oci:$work/oci:big docker://$new" \
 	--tool podman="$pod push -q --tls-verify=false $img docker://$new" \
-	"${versions[@]}" \
+	"${v_full[@]}" \
 	--note "alternated; new repository every run; blob-info caches deleted before every run; berth pushes the stored compressed blobs (manifest digest kept), skopeo from an OCI dir, podman recompresses; berth $rev"
 
 say "push-big-repeat"
@@ -92,7 +104,7 @@ bench --name push-big-repeat "${common[@]}" --baseline docker \
 	--tool docker="$docker push -q $same" \
 	--tool skopeo="skopeo copy -q --dest-tls-verify=false oci:$work/oci:big docker://$same" \
 	--tool podman="$pod push -q --tls-verify=false $img docker://$same" \
-	"${versions[@]}" \
+	"${v_repeat[@]}" \
 	--note "alternated; the same repository again, every blob present; berth $rev"
 
 say "push-big-mount"
@@ -103,6 +115,6 @@ bench --name push-big-mount "${common[@]}" --baseline docker \
 	--tool docker="$docker tag $img $new && $docker push -q $new" \
 	--cleanup-for docker="$docker rmi $new >/dev/null" \
 	--tool skopeo="skopeo copy -q --src-tls-verify=false --dest-tls-verify=false docker://$img docker://$new" \
-	"${versions[@]}" \
+	"${v_mount[@]}" \
 	--finish "$docker rmi $img >/dev/null; rm -rf $work" \
 	--note "alternated; new repository every run on the registry the image came from (cross-repository mounts); berth $rev"
