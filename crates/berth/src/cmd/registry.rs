@@ -107,15 +107,22 @@ pub fn pull_one(ctx: &Ctx, client: &Client, r: &Reference, a: &PullArgs) -> Resu
     if let Some(p) = &progress {
         p.id_message(&label, &format!("Pulling from {}", r.familiar_repository_path()));
     }
-    let before = store.ref_descriptor(r)?.map(|d| d.digest);
+    let before_desc = store.ref_descriptor(r)?;
+    let before = before_desc.as_ref().map(|d| d.digest.clone());
+    // Docker's "up to date" means the name already points to the same image ID (config digest):
+    // a pushed image's local manifest (uncompressed layers) differs from the registry's.
+    let before_id = before_desc.as_ref().and_then(|d| store.load_image(d).ok()).map(|img| img.id);
     // Up to date? A HEAD (which registries do not count as a pull) tells the current digest;
-    // when it is the digest this name was pulled from, and the image is complete, nothing to do.
+    // when it is the digest this name was pulled from (or pushed to), and the image is
+    // complete, nothing to do.
     if let Some(local) = &before
         && r.digest().is_none()
         && let Ok(Ok(Some(info))) = ctx.block_on(client.head_manifest(r))
     {
         let pulled_from = r.repo_only().with_digest(info.digest.clone());
-        let same = store.ref_descriptor(&pulled_from)?.is_some_and(|d| &d.digest == local);
+        let same = store.ref_descriptor(&pulled_from)?.is_some_and(|d| {
+            &d.digest == local || (before_id.is_some() && store.load_image(&d).ok().map(|img| img.id) == before_id)
+        });
         let complete = store
             .ref_descriptor(r)?
             .and_then(|d| store.load_image(&d).ok())
@@ -139,7 +146,9 @@ pub fn pull_one(ctx: &Ctx, client: &Client, r: &Reference, a: &PullArgs) -> Resu
     let copied = ctx.block_on(copy_one(&src, &sink, &opts, obs))?.map_err(|e| transport_err(e, r.domain()))?;
     if let Some(p) = &progress {
         p.message(&format!("Digest: {}", copied.source_digest));
-        let same = before.as_ref() == Some(&copied.finished.desc.digest);
+        let after_id = store.load_image(&copied.finished.desc).ok().map(|img| img.id);
+        let same =
+            before.as_ref() == Some(&copied.finished.desc.digest) || (before_id.is_some() && after_id == before_id);
         if copied.transferred || !same {
             p.message(&format!("Status: Downloaded newer image for {}", r.familiar()));
         } else {
