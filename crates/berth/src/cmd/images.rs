@@ -193,11 +193,9 @@ pub fn images(ctx: &Ctx, a: &ImagesArgs) -> Result<i32> {
     }
     let mut out = std::io::stdout().lock();
     if a.quiet {
-        let mut seen = HashSet::new();
+        // One ID per row, as docker prints them (an image with two tags is listed twice).
         for id in ids {
-            if seen.insert(id.clone()) {
-                writeln!(out, "{id}")?;
-            }
+            writeln!(out, "{id}")?;
         }
         return Ok(0);
     }

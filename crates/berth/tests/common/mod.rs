@@ -310,9 +310,13 @@ impl Berth {
         r
     }
 
-    /// `berth images -q --no-trunc` (image IDs).
+    /// The distinct image IDs of the store (`berth images -a -q --no-trunc` prints one per row,
+    /// so an image with several tags appears several times there), sorted.
     pub fn image_ids(&self) -> Vec<String> {
-        self.ok("images -a -q --no-trunc").lines()
+        let mut ids = self.ok("images -a -q --no-trunc").lines();
+        ids.sort();
+        ids.dedup();
+        ids
     }
 
     /// `berth inspect REF` as JSON (the first element).
