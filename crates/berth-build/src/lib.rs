@@ -36,6 +36,7 @@ pub use cache::{CACHE_CONFIG_KEY, Cache, Record, State, cache_image, records_of}
 pub use context::Context;
 pub use error::{BuildError, Result};
 pub use export::{apply_changes, export_image};
+pub use solve::cancel;
 
 /// Where a secret's value comes from (`--secret id=…,src=…|env=…`).
 #[derive(Debug, Clone)]

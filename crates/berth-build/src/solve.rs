@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
 use berth_dockerfile::instructions::{CopyAdd, Run};
@@ -34,6 +35,58 @@ pub(crate) struct Solver<'a> {
     pub vertex: std::sync::atomic::AtomicUsize,
     /// Cache keys of every step of this build (for `--cache-to mode=max`).
     pub used_keys: Mutex<Vec<String>>,
+}
+
+/// Set by [`cancel`]: steps not yet started fail with [`BuildError::Canceled`].
+static CANCELED: AtomicBool = AtomicBool::new(false);
+/// Pids of the RUN helpers running now (see [`cancel`]).
+static RUNNING: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+/// Cancels the build running in this process (Ctrl-C): no further step starts, and every
+/// running RUN container is killed. The helper forwards SIGINT/SIGTERM to the container's
+/// init, which a shell as PID 1 ignores, so its processes are killed with SIGKILL (as
+/// BuildKit kills the container on cancellation); the helper then cleans up normally.
+/// Async-signal-unsafe: call it from a thread, not a signal handler.
+pub fn cancel() {
+    CANCELED.store(true, Ordering::SeqCst);
+    let pids = RUNNING.lock().map(|r| r.clone()).unwrap_or_default();
+    for pid in pids {
+        kill_descendants(pid);
+    }
+}
+
+fn canceled() -> bool {
+    CANCELED.load(Ordering::SeqCst)
+}
+
+/// SIGKILLs every descendant of `pid` (not `pid` itself), found through /proc.
+fn kill_descendants(pid: u32) {
+    let mut parent_of: Vec<(u32, u32)> = Vec::new();
+    if let Ok(rd) = std::fs::read_dir("/proc") {
+        for e in rd.flatten() {
+            let Some(p) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+            let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else { continue };
+            // The ppid is the second field after the parenthesized command name.
+            let Some(rest) = stat.rfind(')').and_then(|i| stat.get(i + 1..)) else { continue };
+            if let Some(ppid) = rest.split_whitespace().nth(1).and_then(|x| x.parse::<u32>().ok()) {
+                parent_of.push((p, ppid));
+            }
+        }
+    }
+    let mut victims = vec![pid];
+    let mut i = 0;
+    while let Some(&v) = victims.get(i) {
+        for (p, pp) in &parent_of {
+            if *pp == v && !victims.contains(p) {
+                victims.push(*p);
+            }
+        }
+        i += 1;
+    }
+    for v in victims.into_iter().skip(1) {
+        // SAFETY: kill(2) has no memory-safety preconditions.
+        unsafe { libc::kill(v as libc::pid_t, libc::SIGKILL) };
+    }
 }
 
 /// Results of finished stages, and a condition to wait on.
@@ -215,6 +268,9 @@ impl Solver<'_> {
         cmd_set: &mut bool,
         board: &Board,
     ) -> Result<State> {
+        if canceled() {
+            return Err(BuildError::Canceled);
+        }
         let cmd = &step.command;
         let range = cmd.range;
         // Keys: the instruction as resolved, the args it uses, plus content for COPY/ADD.
@@ -419,6 +475,20 @@ impl Solver<'_> {
             let from = step.mount_from.get(i).cloned().flatten();
             self.prepare_mount(m, from, &mut mounts, &mut env, &mut guards, board)?;
         }
+        if let Some((name, data)) = shebang_heredoc(run) {
+            // The script, executable, on a read-only mount at /dev/pipes (never in the layer).
+            let dir = tempfile::Builder::new()
+                .prefix("heredoc-")
+                .tempdir_in(self.store.root().join("tmp"))
+                .map_err(|e| BuildError::io(self.store.root(), e))?;
+            fsops::write_file(&dir.path().join(&name), data.as_bytes(), 0o755, 0, 0, None)?;
+            mounts.push(MountSpec::Bind {
+                source: dir.path().to_path_buf(),
+                target: "/dev/pipes".into(),
+                readonly: true,
+            });
+            guards.dirs.push(dir);
+        }
         let lower: Vec<PathBuf> = parent.layers.iter().map(|l| self.store.snapshot_fs(&l.diff_id)).collect();
         let container = berth_runtime::ContainerConfig {
             rootfs: RootfsSource::Layers(LayerStack {
@@ -443,15 +513,37 @@ impl Solver<'_> {
         let id = format!("berth-build-{}", berth_runtime::util::random_id().get(..16).unwrap_or("x"));
         let progress = self.progress.clone();
         let v = vertex.to_string();
-        let outcome =
-            berth_runtime::run_in_helper(&self.opts.runtime, &id, &container, &mut |_pid| {}, &mut |stream, data| {
+        let mut helper = None;
+        let outcome = berth_runtime::run_in_helper(
+            &self.opts.runtime,
+            &id,
+            &container,
+            &mut |pid| {
+                helper = Some(pid);
+                if let Ok(mut r) = RUNNING.lock() {
+                    r.push(pid);
+                }
+                // A cancel that came before the registration.
+                if canceled() {
+                    kill_descendants(pid);
+                }
+            },
+            &mut |stream, data| {
                 let s = match stream {
                     berth_runtime::Stream::Stdout => LogStream::Stdout,
                     berth_runtime::Stream::Stderr => LogStream::Stderr,
                 };
                 progress.log(&v, s, data);
-            })?;
+            },
+        );
+        if let (Some(pid), Ok(mut r)) = (helper, RUNNING.lock()) {
+            r.retain(|p| *p != pid);
+        }
         drop(guards);
+        if canceled() {
+            return Err(BuildError::Canceled);
+        }
+        let outcome = outcome?;
         if outcome.exit_code != 0 {
             let shown = shell_display(&args);
             return Err(BuildError::Other(format!(
@@ -568,9 +660,15 @@ impl Solver<'_> {
             }
             M::Bind { target, source, readwrite, .. } => {
                 let src = berth_dockerfile::clean_path(source.as_deref().unwrap_or("/").trim_start_matches('/'));
-                let host = match from {
+                // A named build context that is a directory is bound like the main context.
+                let named_dir = match &from {
+                    Some(Source::Image(name)) => self.named_dirs.get(name).cloned(),
+                    _ => None,
+                };
+                let stage_or_image = if named_dir.is_some() { None } else { from };
+                let host = match stage_or_image {
                     None => {
-                        let ctx = &self.opts.context;
+                        let ctx = named_dir.as_ref().unwrap_or(&self.opts.context);
                         let tmp = tempfile::Builder::new()
                             .prefix("bind-")
                             .tempdir_in(self.store.root().join("tmp"))
@@ -1305,10 +1403,20 @@ fn run_args(step: &Step, run: &Run) -> Result<Vec<String>> {
     if !cl.files.is_empty() {
         let only_heredoc = cl.files.len() == 1 && script.trim_start().starts_with("<<");
         if only_heredoc {
-            let f = &cl.files[0];
-            let data = if f.chomp { berth_dockerfile::parser::chomp_heredoc_content(&f.data) } else { f.data.clone() };
             let mut argv = step.shell.clone();
-            argv.push(data);
+            match shebang_heredoc(run) {
+                // BuildKit writes a heredoc with a shebang to /dev/pipes/NAME and runs that
+                // path through the shell, so its interpreter runs it (dispatchRun).
+                Some((name, _)) => argv.push(format!("/dev/pipes/{name}")),
+                None => {
+                    let f = &cl.files[0];
+                    argv.push(if f.chomp {
+                        berth_dockerfile::parser::chomp_heredoc_content(&f.data)
+                    } else {
+                        f.data.clone()
+                    });
+                }
+            }
             return Ok(argv);
         }
         for f in &cl.files {
@@ -1323,6 +1431,20 @@ fn run_args(step: &Step, run: &Run) -> Result<Vec<String>> {
     let mut argv = step.shell.clone();
     argv.push(script);
     Ok(argv)
+}
+
+/// A RUN whose only command is one heredoc starting with `#!`: its file name and content.
+fn shebang_heredoc(run: &Run) -> Option<(String, String)> {
+    let cl = &run.cmd;
+    if !cl.prepend_shell || cl.files.len() != 1 || !cl.args.join(" ").trim_start().starts_with("<<") {
+        return None;
+    }
+    let f = cl.files.first()?;
+    if !f.data.starts_with("#!") {
+        return None;
+    }
+    let data = if f.chomp { berth_dockerfile::parser::chomp_heredoc_content(&f.data) } else { f.data.clone() };
+    Some((f.name.clone(), data))
 }
 
 fn shell_display(args: &[String]) -> String {

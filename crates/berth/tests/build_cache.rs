@@ -220,3 +220,47 @@ fn cache_survives_and_builder_prune_clears_it() {
     assert!(!r.stderr.contains("CACHED"), "after builder prune -af nothing is cached:\n{}", r.stderr);
     b.check_store();
 }
+
+#[test]
+fn cache_to_and_from_a_local_directory() {
+    let ctx = Ctx::new("FROM busybox\nCOPY a.txt /a.txt\nRUN cat /proc/sys/kernel/random/uuid > /uuid\n");
+    ctx.file("a.txt", "a\n");
+    let dir = tempdir("cache-dir");
+    let dest = dir.path().join("cache");
+    let a = builder();
+    let ta = tag("cache-export");
+    build_ok(&a, ctx.path(), &["-t", &ta, "--cache-to", &format!("type=local,dest={},mode=max", dest.display())]);
+    assert!(dest.join("index.json").is_file() || dest.read_dir().map(|mut d| d.next().is_some()).unwrap_or(false));
+    let first = saved(&a, &ta);
+
+    // A fresh store importing the cache runs nothing and gets the same layers.
+    let b = builder();
+    let tb = tag("cache-import");
+    let r = build_ok(&b, ctx.path(), &["-t", &tb, "--cache-from", &format!("type=local,src={}", dest.display())]);
+    assert!(executed_steps(&r.stderr).is_empty(), "with --cache-from every step is cached:\n{}", r.stderr);
+    let second = saved(&b, &tb);
+    assert_eq!(first.fs.text("/uuid"), second.fs.text("/uuid"), "the RUN's result came from the cache");
+    assert_eq!(image_id(&a, &ta), image_id(&b, &tb), "same image ID from the imported cache");
+    b.check_store();
+}
+
+#[test]
+fn builder_prune_filters_and_system_df() {
+    let b = builder();
+    let ctx = app_ctx();
+    let t = tag("prune-filters");
+    build_ok(&b, ctx.path(), &["-t", &t]);
+    // Recent records survive `until=1h` and a generous --keep-storage.
+    b.ok_args(["builder", "prune", "-af", "--filter", "until=1h"]);
+    b.ok_args(["builder", "prune", "-af", "--keep-storage", "10GB"]);
+    let r = build_ok(&b, ctx.path(), &["-t", &t]);
+    assert!(executed_steps(&r.stderr).is_empty(), "{}", r.stderr);
+    let df = b.ok("system df").stdout;
+    let line = df.lines().find(|l| l.starts_with("Build Cache")).unwrap_or_else(|| panic!("{df}"));
+    assert!(!line.contains(" 0B "), "the build cache is accounted: {line}");
+    // --keep-storage 0 removes everything.
+    b.ok_args(["builder", "prune", "-af", "--keep-storage", "0"]);
+    let r = build_ok(&b, ctx.path(), &["-t", &t]);
+    assert!(!r.stderr.contains("CACHED"), "{}", r.stderr);
+    b.check_store();
+}

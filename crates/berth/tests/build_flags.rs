@@ -474,3 +474,162 @@ CMD ["from-cmd"]
     let r = podman.run(["run", "--rm", "--network", "none", &format!("docker.io/{t}"), "arg"]).ok();
     assert_eq!(r.stdout.trim(), "hi arg 65534 /app");
 }
+
+#[test]
+fn result_runs_in_docker() {
+    let b = builder();
+    let (host, bin) = dockerd();
+    let client = tempdir("docker-client");
+    let ctx = Ctx::new("FROM busybox\nCOPY hello.txt /hello.txt\nUSER nobody\nCMD [\"cat\", \"/hello.txt\"]\n");
+    ctx.file("hello.txt", "hello from berth\n");
+    let t = tag("docker-run");
+    build_ok(&b, ctx.path(), &["-t", &t]);
+    let mut save = b.cmd(["save", &t]);
+    save.stdout(std::process::Stdio::piped());
+    let out = save.output().expect("berth save");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let docker = |args: &[&str]| {
+        let mut c = Command::new(&bin);
+        c.args(args).env("DOCKER_HOST", &host).env("DOCKER_CONFIG", client.path());
+        c
+    };
+    run_with_stdin(docker(&["load"]), &out.stdout).ok();
+    let r = run_cmd(docker(&["run", "--rm", "--network", "none", &t])).ok();
+    let _ = run_cmd(docker(&["rmi", "-f", &t]));
+    assert_eq!(r.stdout, "hello from berth\n");
+}
+
+#[test]
+fn build_contexts_directory_and_image() {
+    let b = builder();
+    let plain = require(Reg::Plain);
+    fixture("library/nginx:latest");
+    let extra = tempdir("extra-ctx");
+    std::fs::write(extra.path().join("data.txt"), "from the named context\n").expect("write");
+    std::fs::write(extra.path().join("other.txt"), "other\n").expect("write");
+    let ctx = Ctx::new(
+        r#"FROM mybase
+COPY --from=extra /data.txt /from-dir.txt
+COPY --from=extra . /extra-all/
+COPY --from=web /usr/share/nginx/html/index.html /from-image.html
+RUN --mount=type=bind,from=extra,target=/mnt cat /mnt/other.txt > /bound.txt
+"#,
+    );
+    let t = tag("named-ctx");
+    build_ok(
+        &b,
+        ctx.path(),
+        &[
+            "-t",
+            &t,
+            "--build-context",
+            &format!("extra={}", extra.path().display()),
+            "--build-context",
+            &format!("web=docker-image://{plain}/library/nginx:latest"),
+            "--build-context",
+            &format!("mybase=docker-image://{plain}/library/busybox:latest"),
+        ],
+    );
+    let s = saved(&b, &t);
+    assert_eq!(s.fs.text("/from-dir.txt"), "from the named context\n");
+    assert_eq!(s.fs.text("/extra-all/other.txt"), "other\n");
+    assert!(s.fs.text("/from-image.html").contains("Welcome to nginx!"));
+    assert_eq!(s.fs.text("/bound.txt"), "other\n");
+    assert!(s.fs.has("/bin/busybox"), "FROM mybase was replaced by the docker-image:// context");
+    // A changed file in the named context invalidates the steps that read it.
+    std::fs::write(extra.path().join("data.txt"), "changed\n").expect("write");
+    let r = build_ok(
+        &b,
+        ctx.path(),
+        &[
+            "-t",
+            &t,
+            "--build-context",
+            &format!("extra={}", extra.path().display()),
+            "--build-context",
+            &format!("web=docker-image://{plain}/library/nginx:latest"),
+            "--build-context",
+            &format!("mybase=docker-image://{plain}/library/busybox:latest"),
+        ],
+    );
+    assert!(!was_cached(&r.stderr, "COPY --from=extra /data.txt"), "{}", r.stderr);
+    assert_eq!(saved(&b, &t).fs.text("/from-dir.txt"), "changed\n");
+}
+
+/// Ctrl-C (SIGINT to the foreground process group, as a terminal sends it) during a RUN stops
+/// the build with BuildKit's message and exit status 130, and leaves no mounts, no container
+/// processes and no half-written state: the store checks clean and the next build works.
+#[test]
+fn ctrl_c_stops_cleanly() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::CommandExt;
+    let b = builder();
+    let marker = format!("{}", 40 + std::process::id() % 50);
+    let ctx = Ctx::new(&format!(
+        "FROM busybox\nCOPY big.bin /big.bin\nRUN echo started && sleep {marker}.123 && echo never > /never\n"
+    ));
+    ctx.file("big.bin", vec![7u8; 4 << 20]);
+    let mut c = b.cmd(["build", "--progress=plain", "-t", &tag("ctrlc")]);
+    c.arg(ctx.path()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    c.process_group(0);
+    let mut child = c.spawn().expect("spawn berth build");
+    let pgid = child.id();
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            all.push_str(&line);
+            all.push('\n');
+            let _ = tx.send(line);
+        }
+        all
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let line = rx.recv_timeout(std::time::Duration::from_secs(60)).expect("build output");
+        if line.ends_with(" started") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the RUN did not start");
+    }
+    let sleeping = || {
+        run_cmd({
+            let mut p = Command::new("pgrep");
+            p.args(["-f", &format!("sleep {marker}.123")]);
+            p
+        })
+        .stdout
+        .trim()
+        .to_string()
+    };
+    assert!(!sleeping().is_empty(), "the RUN's sleep is not running");
+    // Ctrl-C: SIGINT to the build's own process group (never a pid from a variable that could
+    // be empty or 0: the group is the spawned berth's, which process_group(0) made its leader).
+    let pgid = i32::try_from(pgid).expect("pid fits i32");
+    assert!(pgid > 1, "bad process group {pgid}");
+    let stat = std::fs::read_to_string(format!("/proc/{pgid}/stat")).expect("berth's /proc stat");
+    let pgrp = stat.rsplit_once(')').and_then(|(_, r)| r.split_whitespace().nth(2)).unwrap_or_default();
+    assert_eq!(pgrp, pgid.to_string(), "berth is not the leader of its own process group");
+    // SAFETY: kill(2) with a negative pid signals exactly that process group.
+    let rc = unsafe { libc::kill(-pgid, libc::SIGINT) };
+    assert_eq!(rc, 0, "kill(-{pgid}, SIGINT) failed");
+    let status = child.wait().expect("wait berth");
+    let err = reader.join().expect("reader");
+    assert_eq!(status.code(), Some(130), "exit status after Ctrl-C:\n{err}");
+    assert!(err.contains("ERROR: failed to solve: build canceled") || err.contains("canceled"), "{err}");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(sleeping().is_empty(), "the container process survived Ctrl-C: {}", sleeping());
+    let root = b.root.display().to_string();
+    let mounts = std::fs::read_to_string("/proc/self/mounts").expect("mounts");
+    let left: Vec<&str> = mounts.lines().filter(|l| l.contains(&root)).collect();
+    assert!(left.is_empty(), "mounts left under the store: {left:#?}");
+    b.check_store();
+    assert!(b.temp_files().is_empty(), "temp files left: {:?}", b.temp_files());
+    assert!(!b.ok("images --format {{.Repository}}").stdout.contains("ctrlc"), "a canceled build tagged an image");
+    // The store is usable: the COPY is cached, and a build without the sleep completes.
+    let ctx2 = Ctx::new("FROM busybox\nCOPY big.bin /big.bin\nRUN echo after > /after\n");
+    ctx2.file("big.bin", vec![7u8; 4 << 20]);
+    let r = build_ok(&b, ctx2.path(), &[]);
+    assert!(was_cached(&r.stderr, "COPY big.bin /big.bin"), "{}", r.stderr);
+}

@@ -97,10 +97,14 @@ RUN <<EOF
 #!/bin/sh
 echo shebang > /shebang.txt
 EOF
+RUN <<SCRIPT
+#!/bin/cat
+this line is printed by cat, not run by sh
+SCRIPT
 "#,
     );
     let t = tag("run-forms");
-    build_ok(&b, ctx.path(), &["-t", &t]);
+    let r = build_ok(&b, ctx.path(), &["-t", &t]);
     let s = saved(&b, &t);
     assert_eq!(s.fs.text("/shell.txt"), "shell /bin/sh\n");
     assert_eq!(s.fs.text("/exec.txt"), "exec /bin/sh\n");
@@ -110,6 +114,9 @@ EOF
     assert_eq!(s.fs.text("/inline.txt"), "inline /root\n");
     assert_eq!(s.fs.text("/quoted.txt"), "$HOME stays\n");
     assert_eq!(s.fs.text("/shebang.txt"), "shebang\n");
+    // A heredoc with a shebang runs with its interpreter (BuildKit: /dev/pipes/NAME).
+    assert!(r.stderr.contains("this line is printed by cat, not run by sh"), "{}", r.stderr);
+    assert!(!s.fs.has("/dev/pipes"), "the heredoc script leaked into the image");
     let hist = history_created_by(&s);
     assert!(hist.iter().any(|h| h == "RUN /bin/sh -c echo \"shell $0\" > /shell.txt # buildkit"), "{hist:#?}");
     assert!(hist.iter().any(|h| h == "RUN /bin/busybox touch /exec-direct # buildkit"), "{hist:#?}");

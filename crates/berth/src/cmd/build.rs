@@ -472,6 +472,14 @@ pub fn build(ctx: &Ctx, a: &BuildArgs) -> Result<i32> {
     let progress = BuildProgress::stderr(mode);
     // SAFETY: installing a handler that only stores to an atomic.
     unsafe { libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t) };
+    // The handler only sets a flag; this thread turns it into a cancellation (kills the RUN
+    // containers, stops further steps).
+    std::thread::spawn(|| {
+        while !INTERRUPTED.load(Ordering::SeqCst) {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        berth_build::cancel();
+    });
 
     let provider = StoreProvider { ctx, store: store.clone() };
     let result = berth_build::build(&store, &opts, &provider, &progress);
