@@ -12,8 +12,10 @@ use berth_types::Digest;
 pub enum Direction {
     Pull,
     Push,
-    /// save/load/cp: pull-style wording.
+    /// cp: pull-style wording.
     Copy,
+    /// load: only `Loading layer [==>]` bars (on a terminal), as docker load shows.
+    Load,
 }
 
 pub struct TransferObserver {
@@ -35,6 +37,12 @@ impl Observer for TransferObserver {
             return;
         }
         let id = digest.short();
+        if self.dir == Direction::Load {
+            if let BlobStatus::Transferring { done, total } = status {
+                self.progress.bytes(id, Action::Loading, done, total);
+            }
+            return;
+        }
         let push = self.dir == Direction::Push;
         match status {
             BlobStatus::Waiting => {

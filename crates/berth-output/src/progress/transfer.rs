@@ -129,6 +129,8 @@ pub enum Action {
     Extracting,
     /// `Pushing`
     Pushing,
+    /// `Loading layer` (docker load)
+    Loading,
 }
 
 impl Action {
@@ -137,6 +139,7 @@ impl Action {
             Action::Downloading => "Downloading",
             Action::Extracting => "Extracting",
             Action::Pushing => "Pushing",
+            Action::Loading => "Loading layer",
         }
     }
 }

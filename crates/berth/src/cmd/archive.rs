@@ -157,7 +157,7 @@ pub fn load(ctx: &Ctx, a: &LoadArgs) -> Result<i32> {
     let observer: Arc<dyn Observer> = if a.quiet {
         Arc::new(Quiet)
     } else {
-        Arc::new(TransferObserver::new(TransferProgress::stderr(false), Direction::Copy))
+        Arc::new(TransferObserver::new(TransferProgress::stderr(false), Direction::Load))
     };
     let opts = CopyOptions { platform, max_concurrent: 2, ..Default::default() };
     let copied = ctx.block_on(async {

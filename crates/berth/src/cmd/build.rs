@@ -570,6 +570,9 @@ pub fn build(ctx: &Ctx, a: &BuildArgs) -> Result<i32> {
         }
     }
     progress.finish();
+    if !a.quiet {
+        print_check_warnings(&store, &inputs.dockerfile, &opts.build_args, opts.context.ignore_patterns());
+    }
     if let Some(f) = &a.iidfile {
         std::fs::write(f, id.to_string()).with_context(|| format!("writing {}", f.display()))?;
     }
@@ -590,6 +593,49 @@ pub fn build(ctx: &Ctx, a: &BuildArgs) -> Result<i32> {
         println!("{id}");
     }
     Ok(0)
+}
+
+/// After a build, BuildKit lists the lint rules that fired (without failing the build).
+fn print_check_warnings(store: &Store, dockerfile: &[u8], build_args: &BTreeMap<String, String>, ignore: &[String]) {
+    // The base images are in the store now: their Env lets UndefinedVar judge image-based stages.
+    let mut base_image_env = std::collections::HashMap::new();
+    let plan_opts = berth_dockerfile::PlanOptions { build_args: build_args.clone(), ..Default::default() };
+    if let Ok(plan) = berth_dockerfile::plan(dockerfile, &plan_opts) {
+        for r in plan.external_images() {
+            let Ok(name) = Reference::parse_normalized(&r).map(|x| x.with_default_tag().to_string()) else { continue };
+            if let Ok(img) = store.resolve_image(&name, None) {
+                let env: Vec<(String, String)> = img
+                    .config
+                    .config
+                    .and_then(|c| c.env)
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|e| e.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+                    .collect();
+                base_image_env.insert(r, env);
+            }
+        }
+    }
+    let report = berth_dockerfile::lint(
+        dockerfile,
+        &berth_dockerfile::LintOptions {
+            build_args: build_args.clone(),
+            ignore_patterns: Some(ignore.to_vec()),
+            base_image_env,
+            ..Default::default()
+        },
+    );
+    let n = report.warnings.len();
+    if n == 0 {
+        return;
+    }
+    let mut out =
+        format!("\n {n} warning{} found (use berth build --check to expand):\n", if n == 1 { "" } else { "s" });
+    for w in &report.warnings {
+        let line = w.range.map(|r| format!(" (line {})", r.start)).unwrap_or_default();
+        out.push_str(&format!(" - {}: {}{line}\n", w.rule, w.message));
+    }
+    eprint!("{out}");
 }
 
 /// `--cache-from type=registry,ref=…`: pulls each cache image (quietly; a missing one is not an
