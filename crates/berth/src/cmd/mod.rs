@@ -101,8 +101,9 @@ fn not_yet(what: &str) -> anyhow::Error {
 /// Asks "[y/N]" on the terminal; non-interactive stdin counts as "no".
 pub fn confirm(warning: &str) -> bool {
     use std::io::{BufRead, IsTerminal, Write};
-    eprint!("{warning}\nAre you sure you want to continue? [y/N] ");
-    let _ = std::io::stderr().flush();
+    // docker writes the prompt to stdout.
+    print!("{warning}\nAre you sure you want to continue? [y/N] ");
+    let _ = std::io::stdout().flush();
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
         // Like docker: read a line anyway (scripts pipe "y").
