@@ -108,6 +108,7 @@ bench --name push-big-repeat "${common[@]}" --baseline docker \
 	--note "alternated; the same repository again, every blob present; berth $rev"
 
 say "push-big-mount"
+new="$reg/bench-push/mount-$stamp-\$BENCH_TOOL-\$BENCH_RUN:x"
 bench --name push-big-mount "${common[@]}" --baseline docker \
 	--setup "$caches" \
 	--tool berth="$work/berth-push.sh $work/berth-pulled $img $new" \
