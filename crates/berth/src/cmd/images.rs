@@ -368,7 +368,14 @@ pub fn rmi(ctx: &Ctx, a: &RmiArgs) -> Result<i32> {
 /// Docker's rules: by name, untag (and delete when it was the last tag); by ID, delete when the
 /// image's names are all in one repository or with `-f`.
 fn remove_image(store: &Store, name: &str, force: bool) -> Result<Vec<String>> {
-    let lookup = store.lookup(name).map_err(|e| anyhow!("{e}"))?;
+    let lookup = store.lookup(name).map_err(|e| match e {
+        // docker names the reference it looked for, with the implied tag.
+        StoreError::NoSuchImage(_) => match Reference::parse_normalized(name) {
+            Ok(r) => anyhow!("No such image: {}", r.with_default_tag().familiar()),
+            Err(_) => anyhow!("No such image: {name}"),
+        },
+        other => anyhow!("{other}"),
+    })?;
     let rec = store.find_image(name).map_err(|e| anyhow!("{e}"))?;
     let mut lines = Vec::new();
     match lookup {
