@@ -19,9 +19,13 @@
 #        env BERTH=path/to/berth, BENCH_WORK=dir (context and stores; default /var/tmp/...)
 #
 # ext4 inode-reuse trap (bench/README.md): in build-cold every tool deletes ~10k files after
-# each run, so every timed run follows a mass deletion; --order rotate makes each tool follow
-# each other tool equally often, and an untimed `sync` ends every run. The cached and change
-# scenarios delete nothing. All tools use the host network for RUN and quiet output (-q).
+# each run, and buildah deletes its working container (~10k files) at the end of every build,
+# so without care a timed run pays for the previous tool's deletions: in an unpaused run of
+# build-change berth always followed buildah and spent most of its time in ext4's inode
+# allocator (perf: find_inode_bit, recently_deleted, find_get_block_common).
+# So build-cold and build-change pause BENCH_PAUSE seconds (default 61) after every run's
+# cleanup and sync, and rotate the order; build-cached deletes nothing and does not pause.
+# All tools use the host network for RUN and quiet output (-q).
 # The context is generated deterministically (seeded PRNG) once per BENCH_WORK.
 set -euo pipefail
 # shellcheck source=bench/lib/common.sh
@@ -42,6 +46,7 @@ work=$(cd "$work" && pwd)
 ctx=$work/context
 rev=$(cd "$BENCH_ROOT" && git rev-parse --short HEAD)
 tag=bench-build:latest
+pause=${BENCH_PAUSE:-61}
 
 # --- the context: 100 directories × 100 files, ≈200 MB, half random bytes, half text.
 gen_context() {
@@ -111,12 +116,12 @@ for s in "${scenarios[@]}"; do
 	cold)
 		# Start from nothing cached.
 		bash -c "$clean_berth; $clean_docker; $clean_buildah"
-		bench --name build-cold --runs "$runs" --baseline buildkit --order rotate \
+		bench --name build-cold --runs "$runs" --baseline buildkit --order rotate --pause "$pause" \
 			--tool berth="$berth_build" --cleanup-for berth="$clean_berth" \
 			--tool buildkit="$docker_build" --cleanup-for buildkit="$clean_docker" \
 			--tool buildah="$buildah_build" --cleanup-for buildah="$clean_buildah" \
 			--cleanup sync "${versions[@]}" \
-			--note "cold: base local, build cache emptied after every run (every run follows a mass deletion; rotated); $common_note"
+			--note "cold: base local, build cache emptied after every run; rotated, ${pause}s pause after each cleanup+sync (ext4 inode-reuse trap); $common_note"
 		;;
 	cached)
 		bench --name build-cached --runs "$runs" --warmup 1 --baseline buildkit \
@@ -129,10 +134,11 @@ for s in "${scenarios[@]}"; do
 		# The file is restored afterwards, so the context stays the generated one.
 		cp -p "$changed" "$work/changed.orig"
 		bench --name build-change --finish "cp -p $work/changed.orig $changed" --runs "$runs" --warmup 1 --baseline buildkit \
+			--order rotate --pause "$pause" \
 			--setup "echo \"\$BENCH_TOOL \$BENCH_RUN \$(date +%s%N)\" >> $changed" \
 			--tool berth="$berth_build" --tool buildkit="$docker_build" --tool buildah="$buildah_build" \
 			--cleanup sync "${versions[@]}" \
-			--note "one context file changed (a line appended to d050/f05000.txt) before each run: COPY . and RUN rerun; $common_note"
+			--note "one context file changed (a line appended to d050/f05000.txt) before each run: COPY . and RUN rerun; rotated, ${pause}s pause after each run+sync (ext4 inode-reuse trap: buildah deletes its working container); $common_note"
 		;;
 	*)
 		echo "build.sh: unknown scenario $s (cold, cached, change)" >&2

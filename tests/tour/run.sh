@@ -1029,7 +1029,7 @@ DANGLING_BEFORE=$R
 tour "docker image prune" y
 CUR+=" [answering y]"
 expect_rc 0
-expect_err "WARNING! This will remove all dangling images."
+expect_out "WARNING! This will remove all dangling images."
 expect_out "Deleted Images:"
 for id in $DANGLING_BEFORE; do expect_out "deleted: $id"; done
 expect_out_re '^Total reclaimed space: [0-9.]+[kMG]?B$'

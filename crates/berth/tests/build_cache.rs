@@ -264,3 +264,24 @@ fn builder_prune_filters_and_system_df() {
     assert!(!r.stderr.contains("CACHED"), "{}", r.stderr);
     b.check_store();
 }
+
+/// Build layers are stored uncompressed (the tar's digest is the diffID); compression happens
+/// when an image leaves the machine.
+#[test]
+fn build_layers_are_stored_uncompressed() {
+    let b = builder();
+    let ctx = Ctx::new("FROM busybox\nCOPY a.txt /a.txt\nRUN echo x > /x\n");
+    ctx.file("a.txt", "a\n");
+    let t = tag("uncompressed");
+    build_ok(&b, ctx.path(), &["-t", &t]);
+    let v = b.inspect(&t);
+    let digest = v["Descriptor"]["digest"].as_str().expect("manifest digest").to_string();
+    let manifest = read_json(&b.root.join("blobs/sha256").join(digest.trim_start_matches("sha256:")));
+    let layers = manifest["layers"].as_array().expect("layers");
+    let diff_ids = v["RootFS"]["Layers"].as_array().expect("diff ids");
+    assert_eq!(layers.len(), 3);
+    for (l, d) in layers.iter().zip(diff_ids).skip(1) {
+        assert_eq!(l["mediaType"], "application/vnd.oci.image.layer.v1.tar", "{l}");
+        assert_eq!(&l["digest"], d, "an uncompressed layer's digest is its diffID");
+    }
+}

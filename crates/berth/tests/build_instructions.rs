@@ -80,6 +80,7 @@ fn run_shell_exec_and_heredoc_forms() {
 RUN echo "shell $0" > /shell.txt
 RUN ["/bin/sh", "-c", "echo exec $0 > /exec.txt"]
 RUN ["/bin/busybox", "touch", "/exec-direct"]
+RUN cat /etc/resolv.conf > /resolv.copy && cat /etc/hosts > /hosts.copy && hostname > /hostname.copy
 RUN <<EOF
 echo line1 > /heredoc.txt
 echo line2 >> /heredoc.txt
@@ -121,6 +122,10 @@ SCRIPT
     assert!(hist.iter().any(|h| h == "RUN /bin/sh -c echo \"shell $0\" > /shell.txt # buildkit"), "{hist:#?}");
     assert!(hist.iter().any(|h| h == "RUN /bin/busybox touch /exec-direct # buildkit"), "{hist:#?}");
     // RUN leaves neither resolv.conf/hosts content nor the mount points of /proc, /dev, /sys.
+    // RUN sees the host's resolver and a hosts file with localhost, under BuildKit's hostname.
+    assert!(s.fs.text("/resolv.copy").contains("nameserver"), "{}", s.fs.text("/resolv.copy"));
+    assert!(s.fs.text("/hosts.copy").contains("localhost"), "{}", s.fs.text("/hosts.copy"));
+    assert_eq!(s.fs.text("/hostname.copy"), "buildkitsandbox\n");
     for p in ["/etc/resolv.conf", "/etc/hosts", "/etc/hostname"] {
         assert!(!s.fs.has(p) || s.fs.get(p).size == 0, "{p} leaked into a layer: {:?}", s.fs.get(p));
     }
