@@ -201,25 +201,78 @@ pub fn mkdir_all(dir: &Path, uid: u32, gid: u32) -> Result<()> {
 /// Copies one entry (file, symlink, or a whole directory tree) from `src` to `dst`,
 /// replacing what is at `dst` unless both are directories (then contents merge). `filter`
 /// decides, by path relative to `src`, whether a descendant is copied.
-pub fn copy_entry(src: &Path, dst: &Path, attrs: &Attrs, filter: &dyn Fn(&str) -> bool) -> Result<u64> {
-    copy_rec(src, dst, "", attrs, filter)
+pub fn copy_entry(src: &Path, dst: &Path, attrs: &Attrs, filter: &Filter<'_>) -> Result<u64> {
+    copy_rec(src, dst, "", attrs, filter, true)
 }
+
+/// Decides, by path relative to the copied source, whether an entry is copied. Shared by the
+/// copying threads.
+pub type Filter<'a> = dyn Fn(&str) -> bool + Sync + 'a;
 
 /// Copies the entries *inside* directory `src` into the existing directory `dst`, leaving
 /// `dst`'s own mode, owner and times alone: BuildKit (fsutil's copy with CopyDirContents) does
 /// not apply the source directory's metadata to the top-level destination, which keeps its
 /// metadata when it existed and is a fresh 0755 directory otherwise.
-pub fn copy_dir_contents(src: &Path, dst: &Path, attrs: &Attrs, filter: &dyn Fn(&str) -> bool) -> Result<u64> {
-    let mut names: Vec<std::ffi::OsString> =
-        fs::read_dir(src).map_err(|e| BuildError::io(src, e))?.flatten().map(|e| e.file_name()).collect();
-    names.sort();
-    let mut bytes = 0;
-    for name in names {
-        let rel = name.to_string_lossy().to_string();
-        if !filter(&rel) {
-            continue;
+pub fn copy_dir_contents(src: &Path, dst: &Path, attrs: &Attrs, filter: &Filter<'_>) -> Result<u64> {
+    copy_children(src, dst, "", attrs, filter, true)
+}
+
+/// Copies the entries of directory `src` (relative path `rel`) into the directory `dst`.
+/// With `parallel`, the first level with several entries is shared among threads (one per
+/// core, at most 4): creating files is system time bound, and the threads work in different
+/// directories, so a large COPY is close to twice as fast on two cores. Below that level each
+/// thread works alone. The result does not depend on the order (layer tars are sorted).
+fn copy_children(src: &Path, dst: &Path, rel: &str, attrs: &Attrs, filter: &Filter<'_>, parallel: bool) -> Result<u64> {
+    let mut names: Vec<(std::ffi::OsString, String)> = Vec::new();
+    for e in fs::read_dir(src).map_err(|e| BuildError::io(src, e))?.flatten() {
+        let name = e.file_name();
+        let child_rel = if rel.is_empty() {
+            name.to_string_lossy().to_string()
+        } else {
+            format!("{rel}/{}", name.to_string_lossy())
+        };
+        if filter(&child_rel) {
+            names.push((name, child_rel));
         }
-        bytes += copy_rec(&src.join(&name), &dst.join(&name), &rel, attrs, filter)?;
+    }
+    names.sort();
+    let threads = std::thread::available_parallelism().map(|n| n.get().min(4)).unwrap_or(1);
+    if !parallel || threads < 2 || names.len() < 2 {
+        let mut bytes = 0;
+        for (name, child_rel) in &names {
+            bytes += copy_rec(&src.join(name), &dst.join(name), child_rel, attrs, filter, parallel)?;
+        }
+        return Ok(bytes);
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<Result<u64>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut bytes = 0;
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some((name, child_rel)) = names.get(i) else { return Ok(bytes) };
+                        match copy_rec(&src.join(name), &dst.join(name), child_rel, attrs, filter, false) {
+                            Ok(b) => bytes += b,
+                            Err(e) => {
+                                // Stop the other workers too.
+                                next.store(names.len(), std::sync::atomic::Ordering::Relaxed);
+                                return Err(e);
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().unwrap_or_else(|_| Err(BuildError::Other("a copying thread panicked".into()))))
+            .collect()
+    });
+    let mut bytes = 0;
+    for r in results {
+        bytes += r?;
     }
     Ok(bytes)
 }
@@ -240,7 +293,7 @@ pub fn restore_dir_meta(p: &Path, md: &fs::Metadata) -> Result<()> {
     Ok(())
 }
 
-fn copy_rec(src: &Path, dst: &Path, rel: &str, attrs: &Attrs, filter: &dyn Fn(&str) -> bool) -> Result<u64> {
+fn copy_rec(src: &Path, dst: &Path, rel: &str, attrs: &Attrs, filter: &Filter<'_>, parallel: bool) -> Result<u64> {
     let md = fs::symlink_metadata(src).map_err(|e| BuildError::io(src, e))?;
     let ft = md.file_type();
     let mut bytes = 0;
@@ -253,26 +306,16 @@ fn copy_rec(src: &Path, dst: &Path, rel: &str, attrs: &Attrs, filter: &dyn Fn(&s
             }
             Err(_) => fs::create_dir(dst).map_err(|e| BuildError::io(dst, e))?,
         }
-        let mut names: Vec<std::ffi::OsString> =
-            fs::read_dir(src).map_err(|e| BuildError::io(src, e))?.flatten().map(|e| e.file_name()).collect();
-        names.sort();
-        for name in names {
-            let child_rel = if rel.is_empty() {
-                name.to_string_lossy().to_string()
-            } else {
-                format!("{rel}/{}", name.to_string_lossy())
-            };
-            if !filter(&child_rel) {
-                continue;
-            }
-            bytes += copy_rec(&src.join(&name), &dst.join(&name), &child_rel, attrs, filter)?;
-        }
+        bytes += copy_children(src, dst, rel, attrs, filter, parallel)?;
         fs::set_permissions(dst, fs::Permissions::from_mode(attrs.mode_for(md.mode(), true)))
             .map_err(|e| BuildError::io(dst, e))?;
         attrs.chown(dst, &md)?;
         copy_xattrs(src, dst);
         set_times(dst, &md);
         return Ok(bytes);
+    }
+    if ft.is_file() {
+        return copy_file(src, dst, &md, attrs);
     }
     remove_existing(dst)?;
     if ft.is_symlink() {
@@ -281,15 +324,6 @@ fn copy_rec(src: &Path, dst: &Path, rel: &str, attrs: &Attrs, filter: &dyn Fn(&s
         attrs.chown(dst, &md)?;
         set_times(dst, &md);
         return Ok(0);
-    }
-    if ft.is_file() {
-        bytes = fs::copy(src, dst).map_err(|e| BuildError::io(dst, e))?;
-        attrs.chown(dst, &md)?;
-        fs::set_permissions(dst, fs::Permissions::from_mode(attrs.mode_for(md.mode(), false)))
-            .map_err(|e| BuildError::io(dst, e))?;
-        copy_xattrs(src, dst);
-        set_times(dst, &md);
-        return Ok(bytes);
     }
     // fifos and device nodes (possible when copying from another stage's root).
     let c = std::ffi::CString::new(dst.as_os_str().as_bytes())
@@ -301,6 +335,64 @@ fn copy_rec(src: &Path, dst: &Path, rel: &str, attrs: &Attrs, filter: &dyn Fn(&s
     }
     attrs.chown(dst, &md)?;
     Ok(0)
+}
+
+/// Copies a regular file, then sets owner, mode, xattrs and times through the open
+/// descriptors: one path lookup per side instead of six (each lookup through an overlay mount
+/// may search every lower layer; a 10,000-file COPY spent a third of its time there). The
+/// destination is created exclusively, so whatever is in the way is only looked at when
+/// something is.
+fn copy_file(src: &Path, dst: &Path, md: &fs::Metadata, attrs: &Attrs) -> Result<u64> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let s = fs::File::open(src).map_err(|e| BuildError::io(src, e))?;
+    let create = || fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(dst);
+    let mut d = match create() {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            remove_existing(dst)?;
+            create().map_err(|e| BuildError::io(dst, e))?
+        }
+        Err(e) => return Err(BuildError::io(dst, e)),
+    };
+    // File to File: std uses copy_file_range, so the bytes never enter user space.
+    let bytes = std::io::copy(&mut &s, &mut d).map_err(|e| BuildError::io(dst, e))?;
+    let (uid, gid) = attrs.owner.unwrap_or((md.uid(), md.gid()));
+    // chown before chmod: chown clears set-id bits.
+    std::os::unix::fs::fchown(&d, Some(uid), Some(gid)).map_err(|e| BuildError::io(dst, e))?;
+    d.set_permissions(fs::Permissions::from_mode(attrs.mode_for(md.mode(), false)))
+        .map_err(|e| BuildError::io(dst, e))?;
+    copy_xattrs_fd(&s, &d);
+    let times = fs::FileTimes::new()
+        .set_accessed(md.accessed().unwrap_or(std::time::UNIX_EPOCH))
+        .set_modified(md.modified().unwrap_or(std::time::UNIX_EPOCH));
+    d.set_times(times).map_err(|e| BuildError::io(dst, e))?;
+    Ok(bytes)
+}
+
+/// [`copy_xattrs`] through descriptors.
+fn copy_xattrs_fd(src: &fs::File, dst: &fs::File) {
+    use std::os::fd::AsRawFd;
+    let mut names = vec![0u8; 4096];
+    // SAFETY: buffer pointer and length are valid; the descriptor is open.
+    let n = unsafe { libc::flistxattr(src.as_raw_fd(), names.as_mut_ptr().cast(), names.len()) };
+    if n <= 0 {
+        return;
+    }
+    names.truncate(n as usize);
+    let mut val = vec![0u8; 65536];
+    for name in names.split(|b| *b == 0).filter(|s| !s.is_empty()) {
+        if name.starts_with(b"trusted.overlay.") {
+            continue;
+        }
+        let Ok(cname) = std::ffi::CString::new(name) else { continue };
+        // SAFETY: valid C string, buffer and descriptors.
+        unsafe {
+            let r = libc::fgetxattr(src.as_raw_fd(), cname.as_ptr(), val.as_mut_ptr().cast(), val.len());
+            if r >= 0 {
+                libc::fsetxattr(dst.as_raw_fd(), cname.as_ptr(), val.as_ptr().cast(), r as usize, 0);
+            }
+        }
+    }
 }
 
 fn remove_existing(p: &Path) -> Result<()> {
@@ -401,5 +493,54 @@ mod tests {
         assert_eq!(a.apply(0o644, true), 0o755);
         assert_eq!(a.apply(0o644, false), 0o644);
         assert!(SymbolicMode::parse("z+x").is_none());
+    }
+
+    #[test]
+    fn parallel_copy_matches_the_source_and_applies_attrs_and_filter() {
+        let t = tempfile::tempdir().unwrap();
+        let (src, dst) = (t.path().join("src"), t.path().join("dst"));
+        for d in 0..12 {
+            let dir = src.join(format!("d{d:02}"));
+            fs::create_dir_all(dir.join("sub")).unwrap();
+            for f in 0..5 {
+                fs::write(dir.join(format!("f{f}")), format!("{d}/{f}")).unwrap();
+            }
+            fs::write(dir.join("sub/x"), "x").unwrap();
+            fs::set_permissions(dir.join("f0"), fs::Permissions::from_mode(0o751)).unwrap();
+            symlink("f1", dir.join("link")).unwrap();
+        }
+        fs::write(src.join("skip.txt"), "no").unwrap();
+        fs::create_dir(&dst).unwrap();
+        // A file in the way is replaced.
+        fs::create_dir(dst.join("d03")).unwrap();
+        fs::write(dst.join("d03/f2"), "old").unwrap();
+        let attrs = Attrs { owner: Some((1000, 1001)), chmod: None };
+        let bytes = copy_dir_contents(&src, &dst, &attrs, &|rel: &str| rel != "skip.txt" && rel != "d05/sub").unwrap();
+        assert!(!dst.join("skip.txt").exists() && !dst.join("d05/sub").exists());
+        assert_eq!(fs::read_to_string(dst.join("d03/f2")).unwrap(), "3/2");
+        assert_eq!(fs::read_link(dst.join("d07/link")).unwrap(), Path::new("f1"));
+        let md = fs::metadata(dst.join("d11/f0")).unwrap();
+        assert_eq!((md.mode() & 0o7777, md.uid(), md.gid()), (0o751, 1000, 1001));
+        let smd = fs::metadata(src.join("d11/f0")).unwrap();
+        assert_eq!((md.mtime(), md.mtime_nsec()), (smd.mtime(), smd.mtime_nsec()));
+        assert_eq!(fs::read_to_string(dst.join("d00/sub/x")).unwrap(), "x");
+        // 12 dirs × 5 files of 3 or 4 bytes, plus 11 "x" (d05/sub filtered out).
+        let expected: u64 = (0..12).map(|d: u64| 5 * (if d < 10 { 3 } else { 4 })).sum::<u64>() + 11;
+        assert_eq!(bytes, expected);
+    }
+
+    #[test]
+    fn parallel_copy_reports_an_error_and_stops() {
+        let t = tempfile::tempdir().unwrap();
+        let src = t.path().join("src");
+        for d in 0..6 {
+            fs::create_dir_all(src.join(format!("d{d}"))).unwrap();
+            fs::write(src.join(format!("d{d}/f")), "f").unwrap();
+        }
+        // The destination directory does not exist: every worker fails to create its entry.
+        let missing = t.path().join("missing");
+        let e = copy_dir_contents(&src, &missing, &Attrs::default(), &|_: &str| true).unwrap_err();
+        assert!(e.to_string().contains("missing"), "{e}");
+        assert!(!missing.exists());
     }
 }

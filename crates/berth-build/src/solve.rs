@@ -496,6 +496,7 @@ impl Solver<'_> {
                 upper: Some(upper.clone()),
                 work: Some(work.clone()),
                 mode: RootfsMode::Auto,
+                volatile: true,
             }),
             args: args.clone(),
             env,
@@ -717,7 +718,13 @@ impl Solver<'_> {
         }
         let lower: Vec<PathBuf> = st.layers.iter().map(|l| self.store.snapshot_fs(&l.diff_id)).collect();
         Ok(berth_runtime::mount_rootfs(
-            &RootfsSource::Layers(LayerStack { lower, upper: None, work: None, mode: RootfsMode::Auto }),
+            &RootfsSource::Layers(LayerStack {
+                lower,
+                upper: None,
+                work: None,
+                mode: RootfsMode::Auto,
+                volatile: false,
+            }),
             &target,
         )?)
     }
@@ -742,6 +749,7 @@ impl Solver<'_> {
                 upper: Some(upper.to_path_buf()),
                 work: Some(work),
                 mode: RootfsMode::Overlay,
+                volatile: true,
             }),
             &target,
         )?)

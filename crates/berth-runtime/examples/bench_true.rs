@@ -27,6 +27,7 @@ fn main() {
                     upper: Some(scratch.join("upper")),
                     work: Some(scratch.join("work")),
                     mode: RootfsMode::Overlay,
+                    volatile: false,
                 })
             } else {
                 RootfsSource::Path(rootfs.clone())

@@ -44,6 +44,13 @@ pub struct LayerStack {
     pub work: Option<PathBuf>,
     #[serde(default)]
     pub mode: RootfsMode,
+    /// Mount the overlay with `volatile` (kernel ≥ 5.10): no sync of the upper filesystem on
+    /// every fsync and, above all, none on unmount (~0.2 s after writing 200 MB). Only for
+    /// uppers whose owner syncs them itself and never remounts them after a crash, as the
+    /// builder does (it syncs a committed snapshot and removes the work directory); a
+    /// container's upper must survive a power loss and keeps the default.
+    #[serde(default)]
+    pub volatile: bool,
 }
 
 /// Where the container's root comes from.
@@ -123,7 +130,12 @@ pub fn mount_rootfs(source: &RootfsSource, target: &Path) -> Result<MountedRootf
     if stack.mode == RootfsMode::Copy {
         return copy_rootfs(stack);
     }
-    match mount_overlay(stack, target) {
+    let mounted = match mount_overlay(stack, target) {
+        // A kernel older than 5.10 refuses the option: the mount works without it.
+        Err(_) if stack.volatile => mount_overlay(&LayerStack { volatile: false, ..stack.clone() }, target),
+        r => r,
+    };
+    match mounted {
         Ok(m) => Ok(m),
         Err(e) if stack.mode == RootfsMode::Auto && is_overlay_unsupported(&e) => {
             tracing::warn!("overlayfs unavailable ({e}); copying layers instead");
@@ -213,6 +225,7 @@ pub fn mount_overlay_legacy_for_test(
         upper: Some(upper.to_path_buf()),
         work: Some(work.to_path_buf()),
         mode: RootfsMode::Overlay,
+        volatile: false,
     };
     let lowers: Vec<PathBuf> = lower.iter().rev().cloned().collect();
     let link_dir = mount_overlay_legacy(&lowers, &stack, target)?;
@@ -229,6 +242,9 @@ fn overlay_data(lowers: &[PathBuf], stack: &LayerStack) -> String {
     s.push_str(&lowers.iter().map(|p| escape_opt(p)).collect::<Vec<_>>().join(":"));
     if let (Some(u), Some(w)) = (&stack.upper, &stack.work) {
         s.push_str(&format!(",upperdir={},workdir={}", escape_opt(u), escape_opt(w)));
+        if stack.volatile {
+            s.push_str(",volatile");
+        }
     }
     s
 }
@@ -254,6 +270,9 @@ fn mount_overlay_fsconfig(lowers: &[PathBuf], stack: &LayerStack, target: &Path)
     if let (Some(u), Some(w)) = (&stack.upper, &stack.work) {
         fsconfig_set_string(&fsfd, "upperdir", u.as_path()).map_err(|e| mount_err(u, io(e)))?;
         fsconfig_set_string(&fsfd, "workdir", w.as_path()).map_err(|e| mount_err(w, io(e)))?;
+        if stack.volatile {
+            fsconfig_set_flag(&fsfd, "volatile").map_err(|e| mount_err(target, io(e)))?;
+        }
     }
     fsconfig_create(&fsfd).map_err(|e| mount_err(target, io(e)))?;
     let mfd =
@@ -380,7 +399,13 @@ mod tests {
 
     #[test]
     fn option_string_escapes() {
-        let s = LayerStack { lower: vec![], upper: Some("/u".into()), work: Some("/w".into()), mode: RootfsMode::Auto };
+        let s = LayerStack {
+            lower: vec![],
+            upper: Some("/u".into()),
+            work: Some("/w".into()),
+            mode: RootfsMode::Auto,
+            volatile: false,
+        };
         let d = overlay_data(&[PathBuf::from("/a:b"), PathBuf::from("/c,d")], &s);
         assert_eq!(d, "lowerdir=/a\\:b:/c\\,d,upperdir=/u,workdir=/w");
     }
@@ -401,6 +426,7 @@ mod tests {
             upper: Some(up.clone()),
             work: None,
             mode: RootfsMode::Copy,
+            volatile: false,
         })
         .unwrap();
         assert_eq!(m.path(), up.as_path());

@@ -215,6 +215,7 @@ fn overlay_upper_gets_changes_but_not_etc_mountpoints() {
             upper: Some(upper.clone()),
             work: Some(dir.join("work")),
             mode: RootfsMode::Overlay,
+            volatile: false,
         }),
         args: ["sh", "-c", "echo data > /root/file; rm /etc/group; cat /etc/hostname"]
             .iter()
@@ -300,6 +301,7 @@ fn many_layers_and_copy_fallback() {
                 upper: Some(dir.join("upper")),
                 work: Some(dir.join("work")),
                 mode,
+                volatile: false,
             }),
             args: ["sh", "-c", "cat /top; cat /f0 /f179; ls / | grep -c '^f'"].iter().map(|s| s.to_string()).collect(),
             ..Default::default()

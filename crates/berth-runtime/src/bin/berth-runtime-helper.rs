@@ -72,6 +72,7 @@ fn main() {
             upper: Some(scratch.join("upper")),
             work: Some(scratch.join("work")),
             mode: RootfsMode::Overlay,
+            volatile: true,
         })
     } else {
         cfg.read_only = true;

@@ -107,6 +107,7 @@ pub fn layered(id: &str) -> (RootfsSource, PathBuf) {
         upper: Some(upper.clone()),
         work: Some(dir.join("work")),
         mode: RootfsMode::Overlay,
+        volatile: false,
     });
     (src, upper)
 }

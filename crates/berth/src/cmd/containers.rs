@@ -415,6 +415,7 @@ fn container_config(ctx: &Ctx, a: &RunArgs, id: &str, img: &LocalImage, image_na
             upper: Some(fsd.join("upper")),
             work: Some(fsd.join("work")),
             mode: RootfsMode::Auto,
+            volatile: false,
         }),
         args,
         env,
@@ -936,7 +937,7 @@ fn mount_container_fs(ctx: &Ctx, info: &ContainerInfo) -> Result<(berth_runtime:
     }
     let target = tempfile::Builder::new().prefix("berth-export-").tempdir_in(ctx.store()?.root().join("tmp"))?;
     let m = berth_runtime::mount_rootfs(
-        &RootfsSource::Layers(LayerStack { lower, upper: None, work: None, mode: RootfsMode::Auto }),
+        &RootfsSource::Layers(LayerStack { lower, upper: None, work: None, mode: RootfsMode::Auto, volatile: false }),
         target.path(),
     )?;
     Ok((m, target))
