@@ -19,5 +19,5 @@ pub use compress::{CompressOptions, Compression, Decoder, Encoder, detect};
 pub use diff::{DiffOptions, overlay_diff, tree_diff};
 pub use error::{Error, Result};
 pub use flatten::{FlattenReport, flatten};
-pub use stream::{LayerDigests, LayerReader, LayerWriter, ReadAhead};
+pub use stream::{LayerDigests, LayerReader, LayerWriter, ReadAhead, WriteBehind};
 pub use tar::{EntryKind, Header, TarReader, TarWriter, normalize_path};

@@ -201,6 +201,95 @@ impl<R: Read + Send + 'static> Read for ReadAhead<R> {
     }
 }
 
+/// Writes to `inner` on a helper thread: the caller's writes fill `chunk`-byte buffers, and
+/// up to `depth` full buffers wait for the thread.
+///
+/// For builds: the layer tar is produced (files read, headers made) on the caller's thread
+/// while the blob writer hashes and writes on another core. [`WriteBehind::finish`] writes the
+/// last buffer, joins the thread and gives the writer back. The first error of `inner` is
+/// returned by the next `write` (or by `finish`); later data is dropped.
+pub struct WriteBehind<W: Write + Send + 'static> {
+    tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    spare: std::sync::mpsc::Receiver<Vec<u8>>,
+    handle: Option<std::thread::JoinHandle<(W, io::Result<()>)>>,
+    cur: Vec<u8>,
+    chunk: usize,
+}
+
+impl<W: Write + Send + 'static> WriteBehind<W> {
+    pub fn new(mut inner: W, chunk: usize, depth: usize) -> io::Result<WriteBehind<W>> {
+        let chunk = chunk.max(4096);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(depth.max(1));
+        let (recycle, spare) = std::sync::mpsc::sync_channel::<Vec<u8>>(depth.max(1) + 2);
+        let handle = std::thread::Builder::new().name("berth-writebehind".into()).spawn(move || {
+            for mut buf in rx {
+                if let Err(e) = inner.write_all(&buf) {
+                    // Dropping the receiver makes the next send fail: the caller stops.
+                    return (inner, Err(e));
+                }
+                buf.clear();
+                let _ = recycle.try_send(buf);
+            }
+            let r = inner.flush();
+            (inner, r)
+        })?;
+        Ok(WriteBehind { tx: Some(tx), spare, handle: Some(handle), cur: Vec::with_capacity(chunk), chunk })
+    }
+
+    fn send_current(&mut self) -> io::Result<()> {
+        let next = self.spare.try_recv().unwrap_or_else(|_| Vec::with_capacity(self.chunk));
+        let full = std::mem::replace(&mut self.cur, next);
+        let sent = self.tx.as_ref().map(|tx| tx.send(full).is_ok()).unwrap_or(false);
+        if sent { Ok(()) } else { Err(self.thread_error()) }
+    }
+
+    /// The helper thread stopped early: join it for its error.
+    fn thread_error(&mut self) -> io::Error {
+        self.tx = None;
+        match self.handle.take().map(|h| h.join()) {
+            Some(Ok((_, Err(e)))) => e,
+            Some(Err(_)) => io::Error::other("write-behind thread panicked"),
+            _ => io::Error::other("write-behind thread stopped"),
+        }
+    }
+
+    /// Writes what is buffered, waits for the thread and returns the inner writer (flushed).
+    pub fn finish(mut self) -> io::Result<W> {
+        if !self.cur.is_empty() {
+            self.send_current()?;
+        }
+        self.tx = None;
+        let h = self.handle.take().ok_or_else(|| io::Error::other("write-behind already finished"))?;
+        let (w, r) = h.join().map_err(|_| io::Error::other("write-behind thread panicked"))?;
+        r.map(|()| w)
+    }
+}
+
+impl<W: Write + Send + 'static> Write for WriteBehind<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let room = self.chunk - self.cur.len();
+        let n = room.min(buf.len());
+        self.cur.extend_from_slice(buf.get(..n).unwrap_or_default());
+        if self.cur.len() >= self.chunk {
+            self.send_current()?;
+        }
+        Ok(n)
+    }
+    /// Buffers stay queued: `flush` cannot promise that `inner` has the bytes (`finish` does).
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<W: Write + Send + 'static> Drop for WriteBehind<W> {
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,6 +313,33 @@ mod tests {
         let r = LayerReader::new(std::io::Cursor::new(vec![0x1f, 0x8b, 8, 0, 1, 2, 3])).unwrap();
         let mut ra = ReadAhead::new(r, 65536, 4).unwrap();
         assert!(ra.read_to_end(&mut Vec::new()).is_err());
+    }
+
+    #[test]
+    fn write_behind_passes_everything_through_and_reports_errors() {
+        let data: Vec<u8> = (0..3_000_001u32).map(|i| (i % 251) as u8).collect();
+        let mut w = WriteBehind::new(Vec::new(), 65536, 4).unwrap();
+        for piece in data.chunks(7777) {
+            w.write_all(piece).unwrap();
+        }
+        assert_eq!(w.finish().unwrap(), data);
+        struct Full(usize);
+        impl Write for Full {
+            fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+                if self.0 + b.len() > 200_000 {
+                    return Err(io::Error::other("disk full"));
+                }
+                self.0 += b.len();
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut w = WriteBehind::new(Full(0), 65536, 2).unwrap();
+        let r = (0..100).try_for_each(|_| w.write_all(&[0u8; 65536]));
+        let e = r.err().or_else(|| w.finish().err()).expect("an error");
+        assert_eq!(e.to_string(), "disk full");
     }
 
     #[test]

@@ -236,7 +236,9 @@ fn copy_children(src: &Path, dst: &Path, rel: &str, attrs: &Attrs, filter: &Filt
         }
     }
     names.sort();
-    let threads = std::thread::available_parallelism().map(|n| n.get().min(4)).unwrap_or(1);
+    // available_parallelism reads cgroup files: once per process, not once per directory.
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let threads = *THREADS.get_or_init(|| std::thread::available_parallelism().map(|n| n.get().min(4)).unwrap_or(1));
     if !parallel || threads < 2 || names.len() < 2 {
         let mut bytes = 0;
         for (name, child_rel) in &names {

@@ -1,8 +1,6 @@
 //! Committing a build step's upper directory as a layer.
 
-use std::io::Write;
-
-use berth_archive::{TarWriter, TreeOptions, overlay_diff};
+use berth_archive::{TarWriter, TreeOptions, WriteBehind, overlay_diff};
 use berth_store::{SnapshotInfo, Store, TempSnapshot};
 use berth_types::{Compression, Descriptor, Digest, media};
 
@@ -26,12 +24,12 @@ pub fn commit_upper(
     }
     let builder = overlay_diff(&fs, &TreeOptions { source_date_epoch: epoch, no_xattrs: false })?;
     let entries = builder.len() as u64;
-    let blob = store.blob_writer()?;
-    let mut tw = TarWriter::new(std::io::BufWriter::with_capacity(1 << 20, blob));
+    // The tar is made here (files read, headers written) while another core hashes and
+    // writes the blob.
+    let blob = WriteBehind::new(store.blob_writer()?, 1 << 20, 4).map_err(|e| BuildError::io(&fs, e))?;
+    let mut tw = TarWriter::new(blob);
     let report = builder.write(&mut tw)?;
-    let mut buf = tw.finish()?;
-    buf.flush().map_err(|e| BuildError::io(&fs, e))?;
-    let blob = buf.into_inner().map_err(|e| BuildError::io(&fs, e.into_error()))?;
+    let blob = tw.finish()?.finish().map_err(|e| BuildError::io(&fs, e))?;
     let size = blob.count();
     let digest = blob.commit(None, None)?;
     store.record_layer(&digest, Compression::None, &digest)?;
