@@ -84,6 +84,19 @@ impl Store {
     /// Takes the gc lock exclusively, so it waits for in-flight pulls, loads and builds.
     pub fn gc(&self, extra: &Roots) -> Result<GcReport> {
         let _g = self.gc_exclusive()?;
+        self.gc_locked(extra)
+    }
+
+    /// [`Store::gc`] unless another process holds the gc lock (a pull, load or build writing
+    /// content, or another collection): then `None`, at once, instead of waiting.
+    pub fn try_gc(&self, extra: &Roots) -> Result<Option<GcReport>> {
+        match self.try_gc_exclusive()? {
+            Some(_g) => self.gc_locked(extra).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn gc_locked(&self, extra: &Roots) -> Result<GcReport> {
         let keep = self.reachable(extra)?;
         let mut report = GcReport::default();
         for d in self.blobs()? {

@@ -38,6 +38,17 @@ impl Store {
         self.lock("gc", true)
     }
 
+    /// The exclusive gc lock if it is free now.
+    pub(crate) fn try_gc_exclusive(&self) -> Result<Option<LockGuard>> {
+        let path = self.root.join("locks").join("gc.lock");
+        let f = open_lock(&path)?;
+        match f.try_lock() {
+            Ok(()) => Ok(Some(LockGuard { _file: f })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(StoreError::io(&path, e)),
+        }
+    }
+
     /// A named exclusive lock for other subsystems (the build cache, containers).
     pub fn named_lock(&self, name: &str) -> Result<LockGuard> {
         self.lock(name, true)

@@ -285,3 +285,38 @@ fn build_layers_are_stored_uncompressed() {
         assert_eq!(&l["digest"], d, "an uncompressed layer's digest is its diffID");
     }
 }
+
+/// After a build, the cache is collected down to BERTH_BUILDER_KEEP_STORAGE (least recently
+/// used first, as BuildKit's default policy): the image built stays whole, the older build's
+/// cache is gone, and the store checks clean. Without the variable nothing is collected here
+/// (the budget is 10% of the filesystem).
+#[test]
+fn build_cache_is_collected_down_to_the_budget_after_a_build() {
+    let mut b = builder();
+    let ctx = Ctx::new("FROM busybox\nCOPY a.txt /a.txt\nRUN head -c 300000 /dev/urandom > /blob\n");
+    ctx.file("a.txt", "one\n");
+    let t1 = tag("autogc-one");
+    build_ok(&b, ctx.path(), &["-t", &t1]);
+    let r = build_ok(&b, ctx.path(), &["-t", &t1]);
+    assert!(executed_steps(&r.stderr).is_empty(), "no budget set: the cache stays\n{}", r.stderr);
+    // A 1 kB budget: after the next build every record is collected (each layer is larger),
+    // so rebuilding the first context runs its steps again.
+    b.env("BERTH_BUILDER_KEEP_STORAGE", "1kB");
+    ctx.file("a.txt", "two\n");
+    let t2 = tag("autogc-two");
+    build_ok(&b, ctx.path(), &["-t", &t2]);
+    ctx.file("a.txt", "one\n");
+    let r = build_ok(&b, ctx.path(), &["-t", &t1]);
+    assert!(!executed_steps(&r.stderr).is_empty(), "the first build's cache was collected\n{}", r.stderr);
+    // Both images are still whole.
+    for t in [&t1, &t2] {
+        let v = b.inspect(t);
+        assert_eq!(v["RootFS"]["Layers"].as_array().map(|a| a.len()), Some(3), "{t}");
+    }
+    b.check_store();
+    // 0 disables the collection.
+    b.env("BERTH_BUILDER_KEEP_STORAGE", "0");
+    build_ok(&b, ctx.path(), &["-t", &t1]);
+    let r = build_ok(&b, ctx.path(), &["-t", &t1]);
+    assert!(executed_steps(&r.stderr).is_empty(), "{}", r.stderr);
+}

@@ -592,6 +592,11 @@ pub fn build(ctx: &Ctx, a: &BuildArgs) -> Result<i32> {
     if a.quiet {
         println!("{id}");
     }
+    // The image is named now; collection may run (it needs the gc lock this build held).
+    drop(_gc);
+    if let Err(e) = crate::cmd::system::builder_auto_gc(ctx) {
+        tracing::warn!("build cache garbage collection: {e:#}");
+    }
     Ok(0)
 }
 

@@ -211,7 +211,7 @@ pub fn builder_prune(ctx: &Ctx, a: &crate::cli::BuilderPruneArgs) -> Result<i32>
     }
     let mut records = cache.records();
     records.sort_by_key(|(_, r)| r.last_used);
-    let mut total: u64 = records.iter().map(|(_, r)| r.size).sum();
+    let mut total = cache_total(&records);
     let before = crate::cmd::images::disk_usage(store) + cache.mounts_size();
     let mut deleted = Vec::new();
     for (key, r) in &records {
@@ -241,6 +241,67 @@ pub fn builder_prune(ctx: &Ctx, a: &crate::cli::BuilderPruneArgs) -> Result<i32>
     }
     writeln!(out, "Total:\t{}", units::human_size(before.saturating_sub(after) as f64))?;
     Ok(0)
+}
+
+fn cache_total(records: &[(String, berth_build::Record)]) -> u64 {
+    records.iter().map(|(_, r)| r.size).sum()
+}
+
+/// Garbage collection after every build, as BuildKit's default policy does: when the build
+/// cache is larger than the budget, the least recently used records go (images keep their own
+/// layers) and unreferenced content is collected. The budget is `BERTH_BUILDER_KEEP_STORAGE`
+/// (a size such as `5GB`; `0` disables the collection) or else 10% of the size of the
+/// filesystem holding the store, BuildKit's default cap. Skipped, not waited for, while
+/// another process holds the store's gc lock; the next build catches up.
+pub fn builder_auto_gc(ctx: &Ctx) -> Result<()> {
+    let store = ctx.store()?;
+    let keep = match std::env::var("BERTH_BUILDER_KEEP_STORAGE") {
+        Ok(v) => {
+            let n = units::ram_in_bytes(&v)
+                .map_err(|e| exit_with(1, format!("invalid BERTH_BUILDER_KEEP_STORAGE {v:?}: {e}")))?;
+            if n <= 0 {
+                return Ok(());
+            }
+            n as u64
+        }
+        Err(_) => match fs_size(store.root()) {
+            Some(n) => n / 10,
+            None => return Ok(()),
+        },
+    };
+    let cache = berth_build::Cache::open(store)?;
+    let mut records = cache.records();
+    let mut total = cache_total(&records);
+    if total <= keep {
+        return Ok(());
+    }
+    records.sort_by_key(|(_, r)| r.last_used);
+    for (key, r) in &records {
+        if total <= keep {
+            break;
+        }
+        cache.remove(key);
+        total = total.saturating_sub(r.size);
+    }
+    let roots = gc_roots(ctx)?;
+    if let Some(report) = store.try_gc(&roots)? {
+        tracing::debug!(bytes = report.bytes, "build cache over {keep} bytes: collected");
+    }
+    Ok(())
+}
+
+/// Size in bytes of the filesystem holding `p`.
+fn fs_size(p: &std::path::Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(p.as_os_str().as_bytes()).ok()?;
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: valid C string; statvfs fills `st` when it returns 0.
+    if unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) } != 0 {
+        return None;
+    }
+    // SAFETY: initialised by the successful call above.
+    let st = unsafe { st.assume_init() };
+    Some((st.f_blocks as u64).saturating_mul(st.f_frsize as u64))
 }
 
 /// `builder du`: build cache records and their sizes.
