@@ -301,7 +301,7 @@ fn fs_size(p: &std::path::Path) -> Option<u64> {
     }
     // SAFETY: initialised by the successful call above.
     let st = unsafe { st.assume_init() };
-    Some((st.f_blocks as u64).saturating_mul(st.f_frsize as u64))
+    Some(st.f_blocks.saturating_mul(st.f_frsize))
 }
 
 /// `builder du`: build cache records and their sizes.
