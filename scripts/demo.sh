@@ -5,7 +5,12 @@
 # and pull it back.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-say() { printf '\n\033[1m==> %s\033[0m\n' "$*" >&2; }
+# Bold headings on a terminal only, and never with NO_COLOR set.
+if [[ -t 2 && -z ${NO_COLOR:-} ]]; then
+	say() { printf '\n\033[1m==> %s\033[0m\n' "$*" >&2; }
+else
+	say() { printf '\n==> %s\n' "$*" >&2; }
+fi
 
 if ! command -v cargo >/dev/null; then
 	say "installing the Rust toolchain (rustup)"
