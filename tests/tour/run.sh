@@ -925,8 +925,8 @@ expect_err_re '^#[0-9]+ \[1/1\] FROM docker.io/library/node:16'
 inside myapp node --version
 [[ $R == v* ]] || fail "node --version in myapp: $R"
 # ARG ENVIRONMENT is declared before FROM, so (as in BuildKit) it is not in scope after FROM:
-# NODE_ENV is empty. (BuildKit also prints its UndefinedVar check warning after the build;
-# berth runs no checks during builds: reported.)
+# NODE_ENV is empty. (BuildKit, and berth, also print the UndefinedVar check warning after the
+# build.)
 cfg myapp .Config.Env
 jq -e 'index("NODE_ENV=")' <<<"$R" >/dev/null || fail "Env should hold NODE_ENV= (ENVIRONMENT is out of scope after FROM): $R"
 pass

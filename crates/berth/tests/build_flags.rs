@@ -342,6 +342,14 @@ fn check_and_print_subrequests() {
     // --check does not build.
     assert!(b.ok("images -q").stdout.trim().is_empty(), "--check built an image");
 
+    // UndefinedVar judges a stage once its base image is local (its Env may define the
+    // variable): a global ARG not redeclared in the stage is undefined there, PATH is not.
+    let uv = Ctx::new("ARG ENVIRONMENT=production\nFROM busybox\nENV NODE_ENV=${ENVIRONMENT} P=${PATH}\n");
+    build_ok(&b, uv.path(), &[]);
+    let r = b.run_args(["build", "--check", &uv.path().display().to_string()]).code(1);
+    assert!(r.all().contains("UndefinedVar") && r.all().contains("'$ENVIRONMENT'"), "{}", r.all());
+    assert!(!r.all().contains("'$PATH'"), "PATH is in busybox's Env:\n{}", r.all());
+
     let r = b.ok_args(["build", "--print=targets", &good.path().display().to_string()]);
     assert!(r.stdout.contains("base") && r.stdout.contains("final (default)"), "{}", r.stdout);
     let r = b.ok_args(["build", "--print=outline", &good.path().display().to_string()]);

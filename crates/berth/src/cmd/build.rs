@@ -267,6 +267,7 @@ pub fn build(ctx: &Ctx, a: &BuildArgs) -> Result<i32> {
             &berth_dockerfile::LintOptions {
                 build_args: build_args.clone(),
                 ignore_patterns: ignore,
+                base_image_env: base_image_env(&store, &inputs.dockerfile, &build_args),
                 ..Default::default()
             },
         );
@@ -603,6 +604,35 @@ pub fn build(ctx: &Ctx, a: &BuildArgs) -> Result<i32> {
 /// After a build, BuildKit lists the lint rules that fired (without failing the build).
 fn print_check_warnings(store: &Store, dockerfile: &[u8], build_args: &BTreeMap<String, String>, ignore: &[String]) {
     // The base images are in the store now: their Env lets UndefinedVar judge image-based stages.
+    let report = berth_dockerfile::lint(
+        dockerfile,
+        &berth_dockerfile::LintOptions {
+            build_args: build_args.clone(),
+            ignore_patterns: Some(ignore.to_vec()),
+            base_image_env: base_image_env(store, dockerfile, build_args),
+            ..Default::default()
+        },
+    );
+    let n = report.warnings.len();
+    if n == 0 {
+        return;
+    }
+    let mut out =
+        format!("\n {n} warning{} found (use berth build --check to expand):\n", if n == 1 { "" } else { "s" });
+    for w in &report.warnings {
+        let line = w.range.map(|r| format!(" (line {})", r.start)).unwrap_or_default();
+        out.push_str(&format!(" - {}: {}{line}\n", w.rule, w.message));
+    }
+    eprint!("{out}");
+}
+
+/// The Env of every external base image found in the local store, for the UndefinedVar rule
+/// (a stage whose base image is not local is not judged: its Env may define the variable).
+fn base_image_env(
+    store: &Store,
+    dockerfile: &[u8],
+    build_args: &BTreeMap<String, String>,
+) -> std::collections::HashMap<String, Vec<(String, String)>> {
     let mut base_image_env = std::collections::HashMap::new();
     let plan_opts = berth_dockerfile::PlanOptions { build_args: build_args.clone(), ..Default::default() };
     if let Ok(plan) = berth_dockerfile::plan(dockerfile, &plan_opts) {
@@ -621,26 +651,7 @@ fn print_check_warnings(store: &Store, dockerfile: &[u8], build_args: &BTreeMap<
             }
         }
     }
-    let report = berth_dockerfile::lint(
-        dockerfile,
-        &berth_dockerfile::LintOptions {
-            build_args: build_args.clone(),
-            ignore_patterns: Some(ignore.to_vec()),
-            base_image_env,
-            ..Default::default()
-        },
-    );
-    let n = report.warnings.len();
-    if n == 0 {
-        return;
-    }
-    let mut out =
-        format!("\n {n} warning{} found (use berth build --check to expand):\n", if n == 1 { "" } else { "s" });
-    for w in &report.warnings {
-        let line = w.range.map(|r| format!(" (line {})", r.start)).unwrap_or_default();
-        out.push_str(&format!(" - {}: {}{line}\n", w.rule, w.message));
-    }
-    eprint!("{out}");
+    base_image_env
 }
 
 /// `--cache-from type=registry,ref=…`: pulls each cache image (quietly; a missing one is not an
