@@ -206,6 +206,31 @@ impl LayerBuilder {
 
 /// Reads the xattrs of `path` (not following symlinks), without overlayfs' private ones and
 /// SELinux labels (host-specific; Docker and podman do not carry them either).
+/// The names of `path`'s extended attributes (not following a symlink), NUL-separated as
+/// `llistxattr` returns them; empty where the filesystem has no xattrs.
+pub(crate) fn list_xattr_names(path: &Path) -> Result<Vec<u8>> {
+    let err = |e: rustix::io::Errno| Error::Source {
+        path: path.to_path_buf(),
+        op: "list xattrs",
+        source: std::io::Error::from_raw_os_error(e.raw_os_error()),
+    };
+    let mut names = vec![0u8; 4096];
+    loop {
+        match rustix::fs::llistxattr(path, &mut names[..]) {
+            Ok(n) => {
+                names.truncate(n);
+                return Ok(names);
+            }
+            Err(rustix::io::Errno::RANGE) => {
+                let need = rustix::fs::llistxattr_query(path).map_err(err)?;
+                names.resize(need.max(names.len() * 2), 0);
+            }
+            Err(rustix::io::Errno::NOTSUP) => return Ok(Vec::new()),
+            Err(e) => return Err(err(e)),
+        }
+    }
+}
+
 pub(crate) fn read_xattrs(path: &Path) -> Result<BTreeMap<Vec<u8>, Vec<u8>>> {
     let err = |op, e: rustix::io::Errno| Error::Source {
         path: path.to_path_buf(),
@@ -213,19 +238,7 @@ pub(crate) fn read_xattrs(path: &Path) -> Result<BTreeMap<Vec<u8>, Vec<u8>>> {
         source: std::io::Error::from_raw_os_error(e.raw_os_error()),
     };
     let mut out = BTreeMap::new();
-    let mut names = vec![0u8; 4096];
-    let n = loop {
-        match rustix::fs::llistxattr(path, &mut names[..]) {
-            Ok(n) => break n,
-            Err(rustix::io::Errno::RANGE) => {
-                let need = rustix::fs::llistxattr_query(path).map_err(|e| err("list xattrs", e))?;
-                names.resize(need.max(names.len() * 2), 0);
-            }
-            Err(rustix::io::Errno::NOTSUP) => return Ok(out),
-            Err(e) => return Err(err("list xattrs", e)),
-        }
-    };
-    for name in names.get(..n).unwrap_or_default().split(|&b| b == 0).filter(|n| !n.is_empty()) {
+    for name in list_xattr_names(path)?.split(|&b| b == 0).filter(|n| !n.is_empty()) {
         if is_private_xattr(name) {
             continue;
         }

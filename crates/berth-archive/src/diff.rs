@@ -54,26 +54,8 @@ fn get_xattr(path: &Path, name: &str) -> Result<Option<Vec<u8>>> {
 
 /// Whether `path` carries any `trusted.overlay.*` or `user.overlay.*` xattr.
 fn has_overlay_xattrs(path: &Path) -> Result<bool> {
-    let mut buf = vec![0u8; 4096];
-    loop {
-        match rustix::fs::llistxattr(path, &mut buf[..]) {
-            Ok(n) => {
-                let names = buf.get(..n).unwrap_or_default();
-                return Ok(names
-                    .split(|b| *b == 0)
-                    .any(|name| name.starts_with(b"trusted.overlay.") || name.starts_with(b"user.overlay.")));
-            }
-            Err(rustix::io::Errno::RANGE) if buf.len() < 1 << 20 => buf.resize(buf.len() * 4, 0),
-            Err(rustix::io::Errno::NOTSUP) => return Ok(false),
-            Err(e) => {
-                return Err(Error::Source {
-                    path: path.to_path_buf(),
-                    op: "list xattrs",
-                    source: std::io::Error::from_raw_os_error(e.raw_os_error()),
-                });
-            }
-        }
-    }
+    let names = crate::build::list_xattr_names(path)?;
+    Ok(names.split(|b| *b == 0).any(|n| n.starts_with(b"trusted.overlay.") || n.starts_with(b"user.overlay.")))
 }
 
 /// Which overlayfs xattr namespace the upper directory uses.

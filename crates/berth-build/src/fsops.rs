@@ -4,7 +4,6 @@
 //! are followed as if the root were `/`, so `COPY x /link/` where `/link -> /etc` writes to
 //! `<root>/etc`, never to the host's `/etc`, and `..` cannot climb out.
 
-use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
@@ -312,7 +311,9 @@ fn copy_rec(src: &Path, dst: &Path, rel: &str, attrs: &Attrs, filter: &Filter<'_
         fs::set_permissions(dst, fs::Permissions::from_mode(attrs.mode_for(md.mode(), true)))
             .map_err(|e| BuildError::io(dst, e))?;
         attrs.chown(dst, &md)?;
-        copy_xattrs(src, dst);
+        if let (Ok(s), Ok(d)) = (fs::File::open(src), fs::File::open(dst)) {
+            copy_xattrs(&s, &d);
+        }
         set_times(dst, &md);
         return Ok(bytes);
     }
@@ -363,7 +364,7 @@ fn copy_file(src: &Path, dst: &Path, md: &fs::Metadata, attrs: &Attrs) -> Result
     std::os::unix::fs::fchown(&d, Some(uid), Some(gid)).map_err(|e| BuildError::io(dst, e))?;
     d.set_permissions(fs::Permissions::from_mode(attrs.mode_for(md.mode(), false)))
         .map_err(|e| BuildError::io(dst, e))?;
-    copy_xattrs_fd(&s, &d);
+    copy_xattrs(&s, &d);
     let times = fs::FileTimes::new()
         .set_accessed(md.accessed().unwrap_or(std::time::UNIX_EPOCH))
         .set_modified(md.modified().unwrap_or(std::time::UNIX_EPOCH));
@@ -371,8 +372,9 @@ fn copy_file(src: &Path, dst: &Path, md: &fs::Metadata, attrs: &Attrs) -> Result
     Ok(bytes)
 }
 
-/// [`copy_xattrs`] through descriptors.
-fn copy_xattrs_fd(src: &fs::File, dst: &fs::File) {
+/// Copies extended attributes (except overlayfs' own) between open files or directories;
+/// best effort, as a filesystem without xattr support has none to copy.
+fn copy_xattrs(src: &fs::File, dst: &fs::File) {
     use std::os::fd::AsRawFd;
     let mut names = vec![0u8; 4096];
     // SAFETY: buffer pointer and length are valid; the descriptor is open.
@@ -405,51 +407,8 @@ fn remove_existing(p: &Path) -> Result<()> {
     }
 }
 
-fn copy_xattrs(src: &Path, dst: &Path) {
-    let Ok(names) = xattr_list(src) else { return };
-    for n in names {
-        if n.to_string_lossy().starts_with("trusted.overlay.") {
-            continue;
-        }
-        if let Some(v) = xattr_get(src, &n) {
-            xattr_set(dst, &n, &v);
-        }
-    }
-}
-
 fn cpath(p: &Path) -> Option<std::ffi::CString> {
     std::ffi::CString::new(p.as_os_str().as_bytes()).ok()
-}
-
-fn xattr_list(p: &Path) -> std::io::Result<Vec<std::ffi::OsString>> {
-    let c = cpath(p).ok_or_else(|| std::io::Error::other("nul in path"))?;
-    let mut buf = vec![0u8; 4096];
-    // SAFETY: buffer pointer and length are valid.
-    let n = unsafe { libc::llistxattr(c.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-    if n < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    buf.truncate(n as usize);
-    Ok(buf.split(|b| *b == 0).filter(|s| !s.is_empty()).map(|s| OsStr::from_bytes(s).to_os_string()).collect())
-}
-
-fn xattr_get(p: &Path, name: &OsStr) -> Option<Vec<u8>> {
-    let c = cpath(p)?;
-    let n = std::ffi::CString::new(name.as_bytes()).ok()?;
-    let mut buf = vec![0u8; 65536];
-    // SAFETY: valid strings and buffer.
-    let r = unsafe { libc::lgetxattr(c.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-    if r < 0 {
-        return None;
-    }
-    buf.truncate(r as usize);
-    Some(buf)
-}
-
-fn xattr_set(p: &Path, name: &OsStr, v: &[u8]) {
-    let (Some(c), Ok(n)) = (cpath(p), std::ffi::CString::new(name.as_bytes())) else { return };
-    // SAFETY: valid strings and buffer.
-    unsafe { libc::lsetxattr(c.as_ptr(), n.as_ptr(), v.as_ptr().cast(), v.len(), 0) };
 }
 
 /// Writes `data` as a new file at `dst` (heredoc sources, ADD of URLs).

@@ -22,15 +22,8 @@ pub fn commit_upper(
     if let Some(work) = fs.parent().map(|p| p.join("work")) {
         let _ = std::fs::remove_dir_all(work);
     }
-    // The upper directory is final: start flushing it to disk now, on another thread, so the
-    // writeback overlaps making the tar (the snapshot commit's own sync then finds little left).
-    let early_sync = std::fs::File::open(&fs).ok().map(|dir| {
-        std::thread::spawn(move || {
-            use std::os::fd::AsRawFd;
-            // SAFETY: syncfs only reads the descriptor, which `dir` keeps open.
-            unsafe { libc::syncfs(dir.as_raw_fd()) };
-        })
-    });
+    // The upper directory is final: flush it while the tar is made.
+    let early_sync = snap.flush_in_background();
     let builder = overlay_diff(&fs, &TreeOptions { source_date_epoch: epoch, no_xattrs: false })?;
     let entries = builder.len() as u64;
     // The tar is made here (files read, headers written) while another core hashes and
@@ -42,9 +35,7 @@ pub fn commit_upper(
     let size = blob.count();
     let digest = blob.commit(None, None)?;
     store.record_layer(&digest, Compression::None, &digest)?;
-    if let Some(t) = early_sync {
-        let _ = t.join();
-    }
+    let _ = early_sync.join();
     snap.commit(&digest, &SnapshotInfo { size: report.bytes, entries, created: berth_store::now_rfc3339() })?;
     Ok((Some((Descriptor::new(media::OCI_LAYER, digest.clone(), size), digest)), report.bytes))
 }

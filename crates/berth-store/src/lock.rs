@@ -40,8 +40,7 @@ impl Store {
 
     /// The exclusive gc lock if it is free now.
     pub(crate) fn try_gc_exclusive(&self) -> Result<Option<LockGuard>> {
-        let path = self.root.join("locks").join("gc.lock");
-        let f = open_lock(&path)?;
+        let (path, f) = self.lock_file("gc")?;
         match f.try_lock() {
             Ok(()) => Ok(Some(LockGuard { _file: f })),
             Err(std::fs::TryLockError::WouldBlock) => Ok(None),
@@ -54,9 +53,14 @@ impl Store {
         self.lock(name, true)
     }
 
-    fn lock(&self, name: &str, exclusive: bool) -> Result<LockGuard> {
+    fn lock_file(&self, name: &str) -> Result<(std::path::PathBuf, File)> {
         let path = self.root.join("locks").join(format!("{name}.lock"));
         let f = open_lock(&path)?;
+        Ok((path, f))
+    }
+
+    fn lock(&self, name: &str, exclusive: bool) -> Result<LockGuard> {
+        let (path, f) = self.lock_file(name)?;
         let r = if exclusive { f.lock() } else { f.lock_shared() };
         r.map_err(|e| StoreError::io(&path, e))?;
         Ok(LockGuard { _file: f })

@@ -98,6 +98,17 @@ impl TempSnapshot {
         self.dir.join("fs")
     }
 
+    /// Starts flushing the snapshot's filesystem to disk on another thread, so that the
+    /// writeback overlaps the caller's next work (making the layer tar) and [`Self::commit`]'s
+    /// own sync finds little left. Call it once the content is final; joining is optional
+    /// (commit syncs regardless).
+    pub fn flush_in_background(&self) -> std::thread::JoinHandle<()> {
+        let dir = self.dir.clone();
+        std::thread::spawn(move || {
+            let _ = syncfs(&dir);
+        })
+    }
+
     /// Syncs the filesystem and moves the snapshot into place under `diff_id`. The caller must
     /// have verified that the unpacked content really has this diffID.
     pub fn commit(mut self, diff_id: &Digest, info: &SnapshotInfo) -> Result<()> {

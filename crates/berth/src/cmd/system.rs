@@ -211,20 +211,15 @@ pub fn builder_prune(ctx: &Ctx, a: &crate::cli::BuilderPruneArgs) -> Result<i32>
     }
     let mut records = cache.records();
     records.sort_by_key(|(_, r)| r.last_used);
-    let mut total = cache_total(&records);
     let before = crate::cmd::images::disk_usage(store) + cache.mounts_size();
-    let mut deleted = Vec::new();
-    for (key, r) in &records {
+    let deleted = remove_records(&cache, &records, |r, total| {
         let old_enough = until.is_none_or(|u| r.last_used < u);
         let dangling = r.state.layers.last().is_none_or(|l| !in_images.contains(&l.diff_id));
-        let over_budget = keep.is_some_and(|k| total > k);
-        let selected = if keep.is_some() { over_budget && old_enough } else { old_enough && (a.all || dangling) };
-        if selected {
-            cache.remove(key);
-            total = total.saturating_sub(r.size);
-            deleted.push(key.clone());
+        match keep {
+            Some(k) => total > k && old_enough,
+            None => old_enough && (a.all || dangling),
         }
-    }
+    });
     if a.all && until.is_none() && keep.is_none() {
         cache.clear_mounts()?;
     }
@@ -245,6 +240,25 @@ pub fn builder_prune(ctx: &Ctx, a: &crate::cli::BuilderPruneArgs) -> Result<i32>
 
 fn cache_total(records: &[(String, berth_build::Record)]) -> u64 {
     records.iter().map(|(_, r)| r.size).sum()
+}
+
+/// Walks `records` in order and removes those `select` picks, given the cache's total size
+/// before each decision; returns the removed keys.
+fn remove_records(
+    cache: &berth_build::Cache,
+    records: &[(String, berth_build::Record)],
+    select: impl Fn(&berth_build::Record, u64) -> bool,
+) -> Vec<String> {
+    let mut total = cache_total(records);
+    let mut deleted = Vec::new();
+    for (key, r) in records {
+        if select(r, total) {
+            cache.remove(key);
+            total = total.saturating_sub(r.size);
+            deleted.push(key.clone());
+        }
+    }
+    deleted
 }
 
 /// Garbage collection after every build, as BuildKit's default policy does: when the build
@@ -271,18 +285,11 @@ pub fn builder_auto_gc(ctx: &Ctx) -> Result<()> {
     };
     let cache = berth_build::Cache::open(store)?;
     let mut records = cache.records();
-    let mut total = cache_total(&records);
-    if total <= keep {
+    if cache_total(&records) <= keep {
         return Ok(());
     }
     records.sort_by_key(|(_, r)| r.last_used);
-    for (key, r) in &records {
-        if total <= keep {
-            break;
-        }
-        cache.remove(key);
-        total = total.saturating_sub(r.size);
-    }
+    remove_records(&cache, &records, |_, total| total > keep);
     let roots = gc_roots(ctx)?;
     if let Some(report) = store.try_gc(&roots)? {
         tracing::debug!(bytes = report.bytes, "build cache over {keep} bytes: collected");
