@@ -11,6 +11,9 @@
 #   ARGS after -- go to `cargo nextest run` (or `cargo test`), e.g. a test name filter.
 #
 # Environment: BERTH_CI_STATE (default /tmp/berth-ci) as for scripts/ci/*.sh;
+# BERTH_SHARED_DIR: the material kept beside the repository, not in it (default ../shared: the
+# BuildKit/.dockerignore conformance corpora in corpus/, the seed tour in seed/). Without it
+# those suites are skipped and listed as skipped in the summary; under CI (CI set) that fails;
 # BERTH_TEST_RUNNER=nextest|cargo to force a runner (default: nextest when installed);
 # BERTH_TEST_THREADS (default 4: most integration tests wait on I/O, not CPU).
 #
@@ -77,7 +80,11 @@ finish() {
 		printf '%sscripts/test.sh: FAILED%s\n' "$R" "$N" >&2
 		exit 1
 	fi
-	printf '%sscripts/test.sh: all passed%s\n' "$G" "$N" >&2
+	if ((${#skipped[@]})); then
+		printf '%sscripts/test.sh: all passed, %d suite(s) skipped for want of ../shared%s\n' "$G" "${#skipped[@]}" "$N" >&2
+	else
+		printf '%sscripts/test.sh: all passed%s\n' "$G" "$N" >&2
+	fi
 }
 
 if ((lint)) && ! { cargo fmt --version && cargo clippy --version; } >/dev/null 2>&1; then
@@ -123,6 +130,25 @@ export BERTH_CI_STATE BERTH_REGISTRY_PLAIN
 unset BERTH_ROOT DOCKER_DEFAULT_PLATFORM
 # Rust test binaries print backtraces of failures: make them readable.
 export RUST_BACKTRACE=${RUST_BACKTRACE:-1}
+
+# Material beside the repository (not ours to commit): skipped visibly when absent, a failure
+# under CI. The tests themselves skip or fail the same way (berth-testkit's shared module).
+shared=${BERTH_SHARED_DIR:-$ROOT/../shared}
+declare -a skipped=()
+check_shared() { # check_shared SUITE PATH-UNDER-SHARED
+	[[ -e $shared/$2 ]] && return 0
+	if [[ -n ${CI:-} && ${CI} != false && ${CI} != 0 ]]; then
+		summary+=("${R}FAILED${N}  $1: $shared/$2 is missing (CI must not skip it; set BERTH_SHARED_DIR)")
+		failed=1
+	else
+		skipped+=("$1")
+		summary+=("skipped $1: $shared/$2 not found (set BERTH_SHARED_DIR or put the shared material at ../shared)")
+		echo "test.sh: SKIPPED $1: $shared/$2 not found" >&2
+	fi
+}
+check_shared "berth-dockerfile corpus conformance (tests/corpus.rs)" corpus/buildkit/FORMAT.md
+check_shared "berth-dockerfile .dockerignore corpus (tests/corpus.rs)" corpus/dockerignore/FORMAT.md
+((quick)) || check_shared "seed tour (crates/berth/tests/tour.rs, slow_seed_tour)" seed/docker-images.md
 
 # 4. The test suite.
 filters=()

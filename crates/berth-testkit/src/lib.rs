@@ -11,11 +11,14 @@
 //!   (`/usr/bin/docker-registry`) on a free loopback port in plain, htpasswd, TLS, mTLS or token
 //!   mode, with certificates made by `openssl`.
 //! * [`random_blob`] and friends for test data.
+//! * [`shared::shared_material`]: the corpora and the seed tour beside the repository, skipped
+//!   visibly when absent (and a failure under CI).
 
 pub mod distribution;
 pub mod fake;
 pub mod http;
 pub mod pki;
+pub mod shared;
 pub mod token;
 
 use berth_types::Digest;

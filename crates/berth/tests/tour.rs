@@ -5,7 +5,9 @@
 //! Needs what the script needs: root, the CI registries and fixtures (the script starts and
 //! builds them through scripts/ci), and network access to deb.debian.org, PyPI and npm for the
 //! tour's RUN steps. It takes minutes, hence the `slow_` name (`scripts/test.sh --quick` skips it).
-//! Nothing is skipped when something is missing: the script bails out and says what.
+//! Nothing is skipped when something is missing, except the tour itself: a clone without the
+//! shared material beside it (`../shared/seed/`, or `$BERTH_SHARED_DIR/seed/`) skips this test
+//! with a `SKIPPED` line, and fails under CI. Otherwise the script bails out and says what.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -14,10 +16,14 @@ use std::process::{Command, Stdio};
 #[test]
 fn slow_seed_tour() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let Some(seed) = berth_testkit::shared::shared_material("seed tour", "seed", "docker-images.md") else {
+        return;
+    };
     let script = root.join("tests/tour/run.sh");
     let mut child = Command::new("bash")
         .arg(&script)
         .env("BERTH", env!("CARGO_BIN_EXE_berth"))
+        .env("TOUR_MD", seed.join("docker-images.md"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
