@@ -254,10 +254,10 @@ history_entry() { # history_entry CREATED_BY [empty]
 }
 
 # ---------------------------------------------------------------------------- busybox
-busybox_tree() { # busybox_tree DIR [PLATFORM_MARKER]
+busybox_tree() { # busybox_tree DIR [PLATFORM_MARKER [BUSYBOX_BINARY]]
 	local root=$1 p
 	mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,etc,root,tmp,home,var/spool/mail,dev,proc,sys}
-	cp "$BUSYBOX_BIN" "$root/bin/busybox"
+	cp "${3:-$BUSYBOX_BIN}" "$root/bin/busybox"
 	chmod 755 "$root/bin/busybox"
 	# What `busybox --install -s` does in the image, without running the binary in a chroot
 	# (it would link to /proc/self/exe when /proc is absent).
@@ -326,8 +326,52 @@ build_busybox() {
 	tag library/busybox-multi:latest busybox-multi-index
 	tag library/busybox-multi:list busybox-multi-list
 	tag library/busybox-zstd:latest busybox-zstd
+	build_busybox_qemu "$bb_cfg" "$bb_hist"
 	tag library/busybox-uncompressed:latest busybox-uncompressed
 	step_end
+}
+
+# An arm64 busybox-static binary (Debian's package), downloaded once into the cache: the
+# arm64 image of library/busybox-qemu runs only under emulation (qemu-user-static).
+arm64_busybox() {
+	local dir=$BERTH_CI_CACHE/busybox-arm64 deb
+	ARM64_BUSYBOX=$dir/bin/busybox
+	[[ -x $ARM64_BUSYBOX ]] && return 0
+	mkdir -p "$dir"
+	if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+		dpkg --add-architecture arm64
+		apt-get update -q >/dev/null
+	fi
+	(cd "$dir" && rm -f busybox-static_*_arm64.deb && apt-get download -q busybox-static:arm64 >/dev/null) ||
+		{ apt-get update -q >/dev/null && (cd "$dir" && apt-get download -q busybox-static:arm64 >/dev/null); }
+	deb=$(ls "$dir"/busybox-static_*_arm64.deb)
+	dpkg-deb -x "$deb" "$dir/x"
+	mkdir -p "$dir/bin"
+	cp "$dir/x/bin/busybox" "$ARM64_BUSYBOX.tmp" && mv -f "$ARM64_BUSYBOX.tmp" "$ARM64_BUSYBOX"
+	rm -rf "$dir/x" "$deb"
+}
+
+# library/busybox-qemu: an OCI index of a real linux/amd64 and a real linux/arm64 busybox, each
+# with /etc/berth-fixture-platform (for emulated runs and multi-platform builds).
+build_busybox_qemu() {
+	local bb_cfg=$1 bb_hist=$2 tree=$WORK/busybox-qemu imgs=() key p bin
+	arm64_busybox
+	for p in linux/amd64 linux/arm64; do
+		key=busybox-qemu-${p//\//-}
+		bin=$BUSYBOX_BIN
+		[[ $p == linux/arm64 ]] && bin=$ARM64_BUSYBOX
+		if ! layer_cached "$key-$RECIPE-$(sha256sum "$bin" | cut -c1-12)" gzip; then
+			safe_rm "$tree/$key"
+			busybox_tree "$tree/$key" "$p" "$bin"
+			tar_tree "$tree/$key" "$tree/$key.tar" synthetic
+			layer_from_tar "$key-$RECIPE-$(sha256sum "$bin" | cut -c1-12)" "$tree/$key.tar" gzip
+		fi
+		image "$key" oci "$p" "$bb_cfg" "$bb_hist" "$LAYER"
+		imgs+=("$IMAGE")
+	done
+	index busybox-qemu-index oci "${imgs[@]}"
+	safe_rm "$tree"
+	tag library/busybox-qemu:latest busybox-qemu-index
 }
 
 nginx_standin_tree() { # nginx_standin_tree DIR

@@ -249,7 +249,7 @@ pub fn build(
 }
 
 fn df_platform(p: &Platform) -> berth_dockerfile::Platform {
-    berth_dockerfile::Platform { os: p.os.clone(), arch: p.architecture.clone(), variant: p.variant.clone() }
+    p.clone()
 }
 
 fn display_name(r: &str) -> String {

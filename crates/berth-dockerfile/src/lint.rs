@@ -222,11 +222,11 @@ fn global_defaults(parsed: &Parsed, opts: &LintOptions) -> Vec<(String, String)>
     let mut env: Vec<(String, String)> = vec![
         ("BUILDPLATFORM".into(), p.to_string()),
         ("BUILDOS".into(), p.os.clone()),
-        ("BUILDARCH".into(), p.arch.clone()),
+        ("BUILDARCH".into(), p.architecture.clone()),
         ("BUILDVARIANT".into(), p.variant.clone().unwrap_or_default()),
         ("TARGETPLATFORM".into(), p.to_string()),
         ("TARGETOS".into(), p.os.clone()),
-        ("TARGETARCH".into(), p.arch.clone()),
+        ("TARGETARCH".into(), p.architecture.clone()),
         ("TARGETVARIANT".into(), p.variant.clone().unwrap_or_default()),
     ];
     let lex = Lexer::new(parsed.dockerfile.escape);
@@ -499,7 +499,7 @@ fn static_rules(parsed: &Parsed, opts: &LintOptions, col: &mut Collector) {
                     && m.unmatched.is_empty()
                     && let Ok(pl) = Platform::parse(&m.result)
                     && !f.name.contains(&pl.os)
-                    && !f.name.contains(&pl.arch)
+                    && !f.name.contains(&pl.architecture)
                 {
                     col.add(
                         FROM_PLATFORM_FLAG_CONST_DISALLOWED,

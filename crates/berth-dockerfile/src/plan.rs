@@ -20,64 +20,9 @@ use crate::parser::{Dockerfile, parse, parse_trigger};
 use crate::shell::{Env, Lexer};
 use crate::util::{go_lower, go_quote, with_suggestion};
 
-/// `os/arch[/variant]`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
-pub struct Platform {
-    pub os: String,
-    pub arch: String,
-    pub variant: Option<String>,
-}
-
-impl Platform {
-    /// The platform of the machine running berth (Linux).
-    pub fn host() -> Platform {
-        let (arch, variant) = match std::env::consts::ARCH {
-            "x86_64" => ("amd64", None),
-            "aarch64" => ("arm64", None),
-            "arm" => ("arm", Some("v7")),
-            "x86" => ("386", None),
-            "powerpc64" => ("ppc64le", None),
-            "s390x" => ("s390x", None),
-            "riscv64" => ("riscv64", None),
-            other => (other, None),
-        };
-        Platform { os: "linux".to_string(), arch: arch.to_string(), variant: variant.map(str::to_string) }
-    }
-
-    /// Parses `os/arch[/variant]` (lower-cased, `x86_64` → `amd64`,
-    /// `aarch64` → `arm64`, `arm` defaults to `v7`, `arm64` drops `v8`).
-    pub fn parse(s: &str) -> std::result::Result<Platform, String> {
-        let l = s.to_ascii_lowercase();
-        let parts: Vec<&str> = l.split('/').collect();
-        let bad = || format!("invalid platform {}", go_quote(s));
-        if parts.len() < 2 || parts.len() > 3 || parts.iter().any(|p| p.is_empty()) {
-            return Err(bad());
-        }
-        let arch = match parts[1] {
-            "x86_64" | "x86-64" => "amd64",
-            "aarch64" => "arm64",
-            a => a,
-        };
-        let mut variant = parts.get(2).map(|v| v.to_string());
-        if arch == "arm" && variant.is_none() {
-            variant = Some("v7".to_string());
-        }
-        if arch == "arm64" && variant.as_deref() == Some("v8") {
-            variant = None;
-        }
-        Ok(Platform { os: parts[0].to_string(), arch: arch.to_string(), variant })
-    }
-}
-
-impl std::fmt::Display for Platform {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.os, self.arch)?;
-        if let Some(v) = &self.variant {
-            write!(f, "/{v}")?;
-        }
-        Ok(())
-    }
-}
+/// `os/arch[/variant]`: the one platform type of berth (containerd's normalization, so
+/// `linux/arm64` has no variant as in BuildKit's `TARGETVARIANT`).
+pub use berth_types::Platform;
 
 /// Options that change the plan.
 #[derive(Debug, Clone, Default)]
@@ -404,12 +349,12 @@ fn platform_args(target: &Platform, build: &Platform) -> Vec<(String, String)> {
         ("BUILDPLATFORM".into(), build.to_string()),
         ("BUILDOS".into(), build.os.clone()),
         ("BUILDOSVERSION".into(), String::new()),
-        ("BUILDARCH".into(), build.arch.clone()),
+        ("BUILDARCH".into(), build.architecture.clone()),
         ("BUILDVARIANT".into(), build.variant.clone().unwrap_or_default()),
         ("TARGETPLATFORM".into(), target.to_string()),
         ("TARGETOS".into(), target.os.clone()),
         ("TARGETOSVERSION".into(), String::new()),
-        ("TARGETARCH".into(), target.arch.clone()),
+        ("TARGETARCH".into(), target.architecture.clone()),
         ("TARGETVARIANT".into(), target.variant.clone().unwrap_or_default()),
     ]
 }

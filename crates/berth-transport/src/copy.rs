@@ -29,11 +29,22 @@ pub struct CopyOptions {
     /// Recompress every layer that is not already in this compression (`--dest-compress-format`).
     /// The manifest (and an index over it) is rewritten with the new layer digests.
     pub recompress: Option<berth_types::Compression>,
+    /// With `all_platforms`: leave out platforms whose manifest the source lacks (a store
+    /// holding some platforms of an index) instead of failing; the index written then lists
+    /// only the platforms copied.
+    pub skip_missing: bool,
 }
 
 impl Default for CopyOptions {
     fn default() -> Self {
-        CopyOptions { platform: None, all_platforms: false, max_concurrent: 3, names: Vec::new(), recompress: None }
+        CopyOptions {
+            platform: None,
+            all_platforms: false,
+            max_concurrent: 3,
+            names: Vec::new(),
+            recompress: None,
+            skip_missing: false,
+        }
     }
 }
 
@@ -118,13 +129,37 @@ pub async fn copy_root(
         ManifestDoc::Index(idx) if opts.all_platforms => {
             let mut transferred = false;
             let mut new_children = Vec::new();
+            let host = Platform::host();
+            let mut default_image: Option<(Digest, Vec<Descriptor>)> = None;
+            let mut default_is_host = false;
             for child in &idx.manifests {
-                let bytes = src.read_manifest(child).await?;
+                // Attestation manifests (platform unknown/unknown) are not images to unpack; the
+                // store keeps them listed in the index without their content.
+                if matches!(dst, Sink::Store(_)) && child.platform.as_ref().is_some_and(|p| p.os == "unknown") {
+                    new_children.push(child.clone());
+                    continue;
+                }
+                let bytes = match src.read_manifest(child).await {
+                    Ok(b) => b,
+                    Err(e) if opts.skip_missing => {
+                        tracing::debug!(digest = %child.digest, error = %e, "platform not in the source; left out");
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
                 match ManifestDoc::parse(&bytes, &child.media_type)? {
                     (ManifestDoc::Image(_), mt) => {
                         let mut c = child.clone();
                         c.media_type = mt;
-                        let (written, _, _, t) = copy_image(src, &c, &bytes, dst, opts, obs.clone(), None).await?;
+                        let (written, config, layers, t) =
+                            copy_image(src, &c, &bytes, dst, opts, obs.clone(), None).await?;
+                        // The default platform's image (the host's, else the first) also
+                        // describes the whole for docker-archive's manifest.json.
+                        let is_host = child.platform.as_ref().is_some_and(|p| host.matches(p));
+                        if default_image.is_none() || (is_host && !default_is_host) {
+                            default_image = Some((config, layers));
+                            default_is_host = is_host;
+                        }
                         let mut nc = child.clone();
                         nc.digest = written.digest;
                         nc.size = written.size;
@@ -140,11 +175,13 @@ pub async fn copy_root(
                     }
                 }
             }
-            let unchanged = new_children.iter().zip(&idx.manifests).all(|(a, b)| a.digest == b.digest);
+            let unchanged = new_children.len() == idx.manifests.len()
+                && new_children.iter().zip(&idx.manifests).all(|(a, b)| a.digest == b.digest);
             let (top, index_bytes) = if unchanged {
                 (top, root.bytes.clone())
             } else {
-                // Recompressed children: a new index (OCI when any child turned OCI).
+                // Recompressed or left-out children: a new index (OCI when any child turned
+                // OCI).
                 let any_oci = new_children.iter().any(|c| !media::is_docker(&c.media_type));
                 let mt = if any_oci { media::OCI_INDEX.to_string() } else { top.media_type.clone() };
                 let new_idx =
@@ -153,11 +190,12 @@ pub async fn copy_root(
                 (Descriptor::new(&mt, Digest::sha256_of(&b), b.len() as u64), b)
             };
             dst.put_manifest(&top, &index_bytes, top_name).await?;
+            let (config, layers) = default_image.map(|(c, l)| (Some(c), l)).unwrap_or((None, vec![]));
             Ok(Copied {
                 finished: Finished {
                     desc: top.clone(),
-                    config: None,
-                    layers: vec![],
+                    config,
+                    layers,
                     names,
                     source_digest: registry_digest(src, &top),
                 },
@@ -180,9 +218,20 @@ pub async fn copy_root(
             c.platform = None;
             c.annotations = None;
             let (written, config, layers, transferred) = copy_image(src, &c, &bytes, dst, opts, obs, top_name).await?;
+            // The local store keeps a multi-platform image under one name: the name points at
+            // the index and holds the platforms fetched so far (a later `--platform` pull adds
+            // one). Other sinks receive the one platform manifest, as before. A recompressed
+            // child no longer matches the index, so then the manifest is named alone.
+            let keep_index = matches!(dst, Sink::Store(_)) && written.digest == child.digest;
+            let named = if keep_index {
+                dst.put_manifest(&top, &root.bytes, None).await?;
+                top.clone()
+            } else {
+                written.clone()
+            };
             Ok(Copied {
                 finished: Finished {
-                    desc: written.clone(),
+                    desc: named,
                     config: Some(config),
                     layers,
                     names,

@@ -4,6 +4,7 @@
 
 pub mod copy;
 pub mod endpoint;
+pub mod index;
 mod error;
 pub mod layout;
 pub mod observer;

@@ -347,7 +347,16 @@ impl DockerArchiveSource {
         let location = format!("docker-archive:{}", path.display());
         let bad =
             |detail: String| TransportError::BadArchive { what: "docker archive", path: path.to_path_buf(), detail };
-        if !files.exists("manifest.json") {
+        // Docker 25+ saves a multi-platform image as an index in the OCI layout, with
+        // manifest.json describing one platform only: read the layout then, to keep every one.
+        let layout_has_index = files.exists("index.json")
+            && files.exists("oci-layout")
+            && files
+                .read_small("index.json")
+                .ok()
+                .and_then(|raw| serde_json::from_slice::<berth_types::Index>(&raw).ok())
+                .is_some_and(|i| i.manifests.iter().any(|d| media::kind(&d.media_type) == media::Kind::Index));
+        if !files.exists("manifest.json") || layout_has_index {
             if files.exists("index.json") && files.exists("oci-layout") {
                 // An OCI archive given as docker-archive: read it as what it is.
                 let tag = selector.map(|r| r.to_string());

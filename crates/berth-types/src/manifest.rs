@@ -261,7 +261,7 @@ mod tests {
         let err = idx.select(&Platform::parse("linux/s390x").unwrap()).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "no matching manifest for linux/s390x in the manifest list entries; available platforms: linux/amd64, linux/arm64/v8, linux/arm/v7"
+            "no matching manifest for linux/s390x in the manifest list entries; available platforms: linux/amd64, linux/arm64, linux/arm/v7"
         );
     }
 }

@@ -44,7 +44,7 @@ impl Platform {
     pub fn host() -> Platform {
         let (arch, variant) = match std::env::consts::ARCH {
             "x86_64" => ("amd64", None),
-            "aarch64" => ("arm64", Some("v8")),
+            "aarch64" => ("arm64", None),
             "arm" => ("arm", Some("v7")),
             "x86" => ("386", None),
             "powerpc64" => ("ppc64le", None),
@@ -204,7 +204,10 @@ fn normalize_arch(arch: &str, variant: &str) -> (String, String) {
     let (a, v) = match (arch, variant) {
         ("i386" | "i686" | "x86", _) => ("386", ""),
         ("x86_64" | "x86-64" | "amd64", v) => ("amd64", if v == "v1" { "" } else { v }),
-        ("aarch64" | "arm64", v) => ("arm64", if v == "8" || v == "v8" || v.is_empty() { "v8" } else { v }),
+        // containerd (1.7+) and BuildKit: arm64's only variant, v8, is the default and dropped,
+        // so `linux/arm64` prints as such and TARGETVARIANT is empty. Index entries keep what
+        // they say (matching treats "" and v8 alike).
+        ("aarch64" | "arm64", v) => ("arm64", if v == "8" || v == "v8" || v == "v8.0" { "" } else { v }),
         ("armhf", _) => ("arm", "v7"),
         ("armel", _) => ("arm", "v6"),
         ("arm", "") | ("arm", "7") => ("arm", "v7"),
@@ -224,11 +227,12 @@ mod tests {
     fn parse_and_normalize() {
         assert_eq!(Platform::parse("linux/amd64").unwrap().to_string(), "linux/amd64");
         assert_eq!(Platform::parse("linux/x86_64").unwrap().to_string(), "linux/amd64");
-        assert_eq!(Platform::parse("linux/arm64").unwrap().to_string(), "linux/arm64/v8");
-        assert_eq!(Platform::parse("linux/aarch64").unwrap().to_string(), "linux/arm64/v8");
+        assert_eq!(Platform::parse("linux/arm64").unwrap().to_string(), "linux/arm64");
+        assert_eq!(Platform::parse("linux/arm64/v8").unwrap().to_string(), "linux/arm64");
+        assert_eq!(Platform::parse("linux/aarch64").unwrap().to_string(), "linux/arm64");
         assert_eq!(Platform::parse("linux/arm").unwrap().to_string(), "linux/arm/v7");
         assert_eq!(Platform::parse("Linux/ARM/v6").unwrap().to_string(), "linux/arm/v6");
-        assert_eq!(Platform::parse("arm64").unwrap().to_string(), "linux/arm64/v8");
+        assert_eq!(Platform::parse("arm64").unwrap().to_string(), "linux/arm64");
         assert!(Platform::parse("linux/").is_err());
         assert!(Platform::parse("plan10/amd64").is_err());
         assert!(Platform::parse("a/b/c/d").is_err());
@@ -249,6 +253,6 @@ mod tests {
     #[test]
     fn serde_shape() {
         let p = Platform::parse("linux/arm64").unwrap();
-        assert_eq!(serde_json::to_string(&p).unwrap(), r#"{"architecture":"arm64","os":"linux","variant":"v8"}"#);
+        assert_eq!(serde_json::to_string(&p).unwrap(), r#"{"architecture":"arm64","os":"linux"}"#);
     }
 }

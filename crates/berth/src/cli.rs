@@ -291,6 +291,9 @@ pub struct PullArgs {
     /// Set platform if server is multi-platform capable
     #[arg(long, env = "DOCKER_DEFAULT_PLATFORM", value_name = "string")]
     pub platform: Option<String>,
+    /// Pull every platform of a multi-platform image, kept under the one name (wins over --platform)
+    #[arg(long)]
+    pub all_platforms: bool,
     /// Suppress verbose output
     #[arg(short, long)]
     pub quiet: bool,
@@ -317,6 +320,9 @@ pub struct PushArgs {
     /// Compression for layers stored uncompressed ("gzip" or "zstd")
     #[arg(long, default_value = "gzip", value_name = "string")]
     pub compression_format: String,
+    /// Push only this platform of a multi-platform image (default: every platform stored)
+    #[arg(long, value_name = "string")]
+    pub platform: Option<String>,
     /// Accepted for compatibility
     #[arg(long, hide = true)]
     pub disable_content_trust: bool,
@@ -357,6 +363,9 @@ pub struct InspectArgs {
     /// Return JSON for specified type
     #[arg(long = "type", value_name = "string")]
     pub kind: Option<String>,
+    /// Inspect this platform of a multi-platform image (default: the host's)
+    #[arg(long, value_name = "string")]
+    pub platform: Option<String>,
     #[arg(required = true)]
     pub names: Vec<String>,
 }
@@ -375,6 +384,9 @@ pub struct HistoryArgs {
     /// Only show image IDs
     #[arg(short, long)]
     pub quiet: bool,
+    /// Show the history of this platform of a multi-platform image (default: the host's)
+    #[arg(long, value_name = "string")]
+    pub platform: Option<String>,
     pub image: String,
 }
 

@@ -103,7 +103,7 @@ fn pull_missing_platform_fails_listing_the_available_ones() {
     let b = Berth::new();
     let r = b.run(&format!("pull --platform linux/s390x {img}")).code(1);
     r.stderr_has("linux/s390x");
-    for p in ["linux/amd64", "linux/arm64/v8", "linux/arm/v7"] {
+    for p in ["linux/amd64", "linux/arm64", "linux/arm/v7"] {
         r.stderr_has(p);
     }
     assert!(b.image_ids().is_empty(), "a failed pull stored an image");

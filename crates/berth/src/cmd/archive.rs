@@ -61,7 +61,14 @@ pub fn save(ctx: &Ctx, a: &SaveArgs) -> Result<i32> {
         None => ArchiveSink::new(ArchiveFormat::Docker, Path::new("-"), Some(Box::new(std::io::stdout())), None)?,
     };
     let sink = Sink::Archive(sink);
-    let opts = CopyOptions { platform, max_concurrent: 1, ..Default::default() };
+    // Every platform of a multi-platform image the store holds, unless --platform picks one.
+    let opts = CopyOptions {
+        all_platforms: platform.is_none(),
+        skip_missing: true,
+        platform,
+        max_concurrent: 1,
+        ..Default::default()
+    };
     ctx.block_on(async {
         let mut finished = Vec::new();
         for src in &sources {
@@ -159,7 +166,15 @@ pub fn load(ctx: &Ctx, a: &LoadArgs) -> Result<i32> {
     } else {
         Arc::new(TransferObserver::new(TransferProgress::stderr(false), Direction::Load))
     };
-    let opts = CopyOptions { platform, max_concurrent: 2, ..Default::default() };
+    // An archive holding a multi-platform image loads whole (the name keeps the index), unless
+    // --platform picks one.
+    let opts = CopyOptions {
+        all_platforms: platform.is_none(),
+        skip_missing: true,
+        platform,
+        max_concurrent: 2,
+        ..Default::default()
+    };
     let copied = ctx.block_on(async {
         let mut out = Vec::new();
         for root in src.roots().await? {
@@ -249,6 +264,7 @@ pub fn cp(ctx: &Ctx, a: &CpArgs) -> Result<i32> {
         max_concurrent: a.max_concurrent,
         names,
         recompress,
+        skip_missing: false,
     };
     let host = match (&dst_ep, &src_ep) {
         (Endpoint::Registry(r), _) | (_, Endpoint::Registry(r)) => r.domain().to_string(),

@@ -229,7 +229,9 @@ impl Provider for StoreProvider<'_> {
             .block_on(berth_transport::copy_one(&src, &sink, &opts, Arc::new(Quiet)))
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
-        let image = self.store.load_image(&copied.finished.desc).map_err(|e| e.to_string())?;
+        // The store names the index; the platform asked for is the manifest copied.
+        let desc = copied.manifest.as_ref().unwrap_or(&copied.finished.desc);
+        let image = self.store.load_image(desc).map_err(|e| e.to_string())?;
         Ok(ProvidedImage { name: r.to_string(), image })
     }
 
@@ -584,6 +586,7 @@ pub fn build(ctx: &Ctx, a: &BuildArgs) -> Result<i32> {
                 quiet: a.quiet,
                 max_concurrent_uploads: 5,
                 compression_format: "gzip".into(),
+                platform: None,
                 disable_content_trust: false,
                 name: t.to_string(),
             };

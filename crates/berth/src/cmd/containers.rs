@@ -192,6 +192,7 @@ fn image_for_run(
     let pa = crate::cli::PullArgs {
         all_tags: false,
         platform: platform.map(|p| p.to_string()),
+        all_platforms: false,
         quiet,
         max_concurrent_downloads: 3,
         disable_content_trust: false,

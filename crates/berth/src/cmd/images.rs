@@ -210,6 +210,7 @@ pub fn inspect(ctx: &Ctx, a: &InspectArgs) -> Result<i32> {
     let mut missing = Vec::new();
     let want_containers = a.kind.as_deref() != Some("image");
     let want_images = a.kind.as_deref() != Some("container");
+    let platform = crate::cmd::archive::parse_platform(a.platform.as_deref())?;
     for n in &a.names {
         if want_containers && let Ok(info) = crate::cmd::containers::find(ctx, n) {
             items.push(crate::cmd::containers::inspect_json(&info));
@@ -219,7 +220,7 @@ pub fn inspect(ctx: &Ctx, a: &InspectArgs) -> Result<i32> {
             missing.push(n.clone());
             continue;
         }
-        match store.find_image(n) {
+        match store.find_image(n).and_then(|rec| for_platform(store, n, rec, platform.as_ref())) {
             Ok(rec) => items.push(inspect_image(&rec, store)),
             Err(StoreError::NoSuchImage(_)) | Err(StoreError::Ambiguous(_)) => missing.push(n.clone()),
             Err(e) => return Err(e.into()),
@@ -247,7 +248,11 @@ pub fn inspect(ctx: &Ctx, a: &InspectArgs) -> Result<i32> {
 
 pub fn history(ctx: &Ctx, a: &HistoryArgs) -> Result<i32> {
     let store = ctx.store()?;
-    let rec = store.find_image(&a.image).map_err(|e| exit_with(1, e.to_string()))?;
+    let platform = crate::cmd::archive::parse_platform(a.platform.as_deref())?;
+    let rec = store
+        .find_image(&a.image)
+        .and_then(|rec| for_platform(store, &a.image, rec, platform.as_ref()))
+        .map_err(|e| exit_with(1, e.to_string()))?;
     let human = a.human != "false";
     let cfg = &rec.image.config;
     let mut diff = cfg.rootfs.diff_ids.iter().rev();
@@ -299,6 +304,21 @@ pub fn history(ctx: &Ctx, a: &HistoryArgs) -> Result<i32> {
     ];
     berth_output::write_list(&mut out, a.format.as_deref(), default, headers, &rows)?;
     Ok(0)
+}
+
+/// The record with its image switched to `platform` of a multi-platform image (a name pointing
+/// at an index). Without a platform, the record as found (the host's platform when stored).
+fn for_platform(
+    store: &Store,
+    name: &str,
+    mut rec: ImageRecord,
+    platform: Option<&berth_types::Platform>,
+) -> Result<ImageRecord, StoreError> {
+    let Some(p) = platform else { return Ok(rec) };
+    let img = store.resolve_image(name, Some(p))?;
+    rec.size = store.image_size(&img);
+    rec.image = img;
+    Ok(rec)
 }
 
 /// docker's `stringutils.Ellipsis`: at most `max` characters, the last one `…` when cut.

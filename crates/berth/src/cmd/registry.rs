@@ -112,33 +112,25 @@ pub fn pull_one(ctx: &Ctx, client: &Client, r: &Reference, a: &PullArgs) -> Resu
     // Docker's "up to date" means the name already points to the same image ID (config digest):
     // a pushed image's local manifest (uncompressed layers) differs from the registry's.
     let before_id = before_desc.as_ref().and_then(|d| store.load_image(d).ok()).map(|img| img.id);
-    // Up to date? A HEAD (which registries do not count as a pull) tells the current digest;
-    // when it is the digest this name was pulled from (or pushed to), and the image is
-    // complete, nothing to do.
-    if let Some(local) = &before
+    let platform = parse_platform(a.platform.as_deref())?;
+    // Up to date? A HEAD (which registries do not count as a pull) tells the current digest.
+    if let Some(local) = &before_desc
         && r.digest().is_none()
+        && !a.all_platforms
         && let Ok(Ok(Some(info))) = ctx.block_on(client.head_manifest(r))
+        && up_to_date(store, r, local, &info.digest, platform.as_ref(), before_id.as_ref())?
     {
-        let pulled_from = r.repo_only().with_digest(info.digest.clone());
-        let same = store.ref_descriptor(&pulled_from)?.is_some_and(|d| {
-            &d.digest == local || (before_id.is_some() && store.load_image(&d).ok().map(|img| img.id) == before_id)
-        });
-        let complete = store
-            .ref_descriptor(r)?
-            .and_then(|d| store.load_image(&d).ok())
-            .is_some_and(|img| img.diff_ids().iter().all(|d| store.has_snapshot(d)));
-        if same && complete {
-            if let Some(p) = &progress {
-                p.message(&format!("Digest: {}", info.digest));
-                p.message(&format!("Status: Image is up to date for {}", r.familiar()));
-            }
-            return Ok(r.to_string());
+        if let Some(p) = &progress {
+            p.message(&format!("Digest: {}", info.digest));
+            p.message(&format!("Status: Image is up to date for {}", r.familiar()));
         }
+        return Ok(r.to_string());
     }
     let src = Source::Registry(Box::new(RegistrySource::new(client.clone(), r.clone())));
     let sink = Sink::Store(StoreSink::new(store)?);
     let opts = CopyOptions {
-        platform: parse_platform(a.platform.as_deref())?,
+        platform,
+        all_platforms: a.all_platforms,
         max_concurrent: a.max_concurrent_downloads.max(1),
         names: vec![r.clone()],
         ..Default::default()
@@ -156,6 +148,42 @@ pub fn pull_one(ctx: &Ctx, client: &Client, r: &Reference, a: &PullArgs) -> Resu
         }
     }
     Ok(r.to_string())
+}
+
+/// Whether the name already holds what a pull of `remote` (the registry's current top-level
+/// digest) for `platform` would give, so nothing needs fetching.
+///
+/// A name pointing at that index is up to date only when the index's manifest for the wanted
+/// platform (the host's by default) is complete in the store; a platform the index lacks is an
+/// error listing the ones it has. A name pointing at a single manifest (pulled before the store
+/// kept indexes) is up to date for the host's platform when `repo@remote` is the same image.
+fn up_to_date(
+    store: &berth_store::Store,
+    r: &Reference,
+    local: &berth_types::Descriptor,
+    remote: &berth_types::Digest,
+    platform: Option<&berth_types::Platform>,
+    local_id: Option<&berth_types::Digest>,
+) -> Result<bool> {
+    use berth_transport::index::{StoredPlatform, stored_index, stored_platform};
+    if &local.digest == remote
+        && let Some(idx) = stored_index(store, local)?
+    {
+        let want = platform.cloned().unwrap_or_else(berth_types::Platform::host);
+        return match stored_platform(store, &idx, &want) {
+            Ok(StoredPlatform::Complete(_)) => Ok(true),
+            Ok(StoredPlatform::Missing(_)) => Ok(false),
+            Err(e) => Err(exit_with(1, e.to_string())),
+        };
+    }
+    if platform.is_some() {
+        return Ok(false);
+    }
+    let pulled_from = r.repo_only().with_digest(remote.clone());
+    let same = store.ref_descriptor(&pulled_from)?.is_some_and(|d| {
+        &d.digest == &local.digest || (local_id.is_some() && store.load_image(&d).ok().map(|img| img.id).as_ref() == local_id)
+    });
+    Ok(same && berth_transport::index::image_complete(store, local))
 }
 
 pub fn push(ctx: &Ctx, a: &PushArgs) -> Result<i32> {
@@ -179,6 +207,7 @@ pub fn push(ctx: &Ctx, a: &PushArgs) -> Result<i32> {
     if targets.is_empty() {
         return Err(exit_with(1, format!("An image does not exist locally with the tag: {}", parsed.familiar())));
     }
+    let platform = parse_platform(a.platform.as_deref())?;
     let client = client(ctx)?;
     let mut out = std::io::stdout().lock();
     let (obs, progress) = observer(a.quiet, Direction::Push);
@@ -190,6 +219,19 @@ pub fn push(ctx: &Ctx, a: &PushArgs) -> Result<i32> {
             .find_image(&t.to_string())
             .map_err(|_| exit_with(1, format!("An image does not exist locally with the tag: {}", t.familiar())))?;
         let desc = crate::cmd::images::source_descriptor(store, &t.to_string(), &rec)?;
+        // A multi-platform image goes whole (each platform by digest, then the index under the
+        // tag) unless --platform picks one.
+        if platform.is_none()
+            && let Some(idx) = berth_transport::index::stored_index(store, &desc)?
+        {
+            let line = push_index(ctx, store, &client, t, &desc, &idx, compression, a, obs.clone())?;
+            writeln!(out, "{}", if a.quiet { t.familiar() } else { line })?;
+            continue;
+        }
+        let desc = match &platform {
+            Some(p) => store.resolve_manifest(&desc, Some(p)).map_err(|e| exit_with(1, e.to_string()))?,
+            None => desc,
+        };
         let img = store.load_image(&desc)?;
         let root = match berth_transport::recompress::compressed_root(store, &img, compression, false)? {
             Some(r) => r,
@@ -443,4 +485,38 @@ fn ellipsis(s: &str, max: usize) -> String {
     let mut out: String = chars.iter().take(max.saturating_sub(1)).collect();
     out.push('…');
     out
+}
+
+/// Pushes a stored multi-platform image: every stored platform by digest, then the index under
+/// the tag. Returns docker's `TAG: digest: … size: …` line for the index.
+#[allow(clippy::too_many_arguments)]
+fn push_index(
+    ctx: &Ctx,
+    store: &berth_store::Store,
+    client: &Client,
+    t: &Reference,
+    desc: &berth_types::Descriptor,
+    idx: &berth_types::Index,
+    compression: Compression,
+    a: &PushArgs,
+    obs: Arc<dyn Observer>,
+) -> Result<String> {
+    let prepared = berth_transport::index::prepare_push(store, desc, idx, compression)?;
+    if !prepared.missing.is_empty() {
+        eprintln!(
+            "WARNING: {}: platforms not in the local store are left out of the pushed index: {}",
+            t.familiar(),
+            prepared.missing.join(", ")
+        );
+    }
+    let src = Source::open_local(&berth_transport::Endpoint::Store(t.to_string()), Some(store))?;
+    let sink = Sink::Registry(Box::new(RegistrySink::new(client.clone(), t.clone())));
+    let opts = CopyOptions { max_concurrent: a.max_concurrent_uploads.max(1), ..Default::default() };
+    for child in &prepared.children {
+        ctx.block_on(copy_root(&src, child, &sink, &opts, obs.clone()))?.map_err(|e| transport_err(e, t.domain()))?;
+    }
+    let index = &prepared.index;
+    ctx.block_on(sink.put_manifest(&index.desc, &index.bytes, Some(t)))?.map_err(|e| transport_err(e, t.domain()))?;
+    store.set_ref(&t.repo_only().with_digest(index.desc.digest.clone()), index.desc.clone())?;
+    Ok(format!("{}: digest: {} size: {}", t.tag().unwrap_or("latest"), index.desc.digest, index.bytes.len()))
 }
