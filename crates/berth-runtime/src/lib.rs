@@ -5,6 +5,7 @@
 
 pub mod cgroup;
 pub mod config;
+pub mod emulation;
 pub mod error;
 mod etc;
 mod executor;

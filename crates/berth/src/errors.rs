@@ -23,6 +23,12 @@ pub fn hinted(error: impl Into<anyhow::Error>, hint: impl Into<String>) -> anyho
     anyhow::Error::new(Hinted { error: error.into(), hint: hint.into() })
 }
 
+/// An error with a specific exit code and a hint.
+pub fn hinted_exit(code: u8, message: impl Into<String>, hint: impl Into<String>) -> anyhow::Error {
+    let message = message.into();
+    hinted(anyhow::anyhow!(message.clone()), hint).context(Exit { code, message })
+}
+
 pub fn exit_with(code: u8, message: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(Exit { code, message: message.into() })
 }

@@ -165,6 +165,16 @@ fn random_name(taken: &HashSet<String>) -> String {
     format!("berth_{}", &r[..12])
 }
 
+/// The platform an image's config declares (linux and the host's architecture when unset).
+fn platform_of(img: &LocalImage) -> Platform {
+    let host = Platform::host();
+    Platform::new(
+        if img.config.os.is_empty() { "linux" } else { &img.config.os },
+        if img.config.architecture.is_empty() { &host.architecture } else { &img.config.architecture },
+        img.config.variant.as_deref(),
+    )
+}
+
 /// Resolves (pulling when allowed) the image a container runs.
 fn image_for_run(
     ctx: &Ctx,
@@ -179,7 +189,12 @@ fn image_for_run(
         "never" | "missing" => false,
         other => return Err(exit_with(125, format!("invalid pull option: {other:?} (always, missing, never)"))),
     };
-    if !want_pull && let Ok(img) = store.resolve_image(name, platform) {
+    // A local image of another platform than the one asked for counts as missing (a pull adds
+    // the platform to a multi-platform name).
+    if !want_pull
+        && let Ok(img) = store.resolve_image(name, platform)
+        && platform.is_none_or(|p| p.matches(&platform_of(&img)))
+    {
         return Ok((img, display_name(name)));
     }
     if pull == "never" {
@@ -467,6 +482,27 @@ fn create_record(ctx: &Ctx, a: &RunArgs) -> Result<String> {
     let image = a.image_and_command.first().ok_or_else(|| exit_with(125, "\"run\" requires at least 1 argument"))?;
     let platform = a.platform.as_deref().map(Platform::parse).transpose().map_err(|e| exit_with(125, e.to_string()))?;
     let (img, image_name) = image_for_run(ctx, image, &a.pull, platform.as_ref(), a.quiet)?;
+    // A foreign image runs under QEMU user emulation: check for an emulator before creating
+    // anything, naming the platform and how to install one.
+    let image_platform = platform_of(&img);
+    if let Some(p) = &platform
+        && !p.matches(&image_platform)
+    {
+        return Err(exit_with(
+            125,
+            format!(
+                "image with reference {image} was found but its platform ({image_platform}) does not match the specified platform ({p})"
+            ),
+        ));
+    }
+    if platform.is_none() && !Platform::host().matches(&image_platform) {
+        eprintln!(
+            "WARNING: The requested image's platform ({image_platform}) does not match the detected host platform ({}) and no specific platform was requested",
+            Platform::host()
+        );
+    }
+    berth_runtime::emulation::check_runnable(&image_platform)
+        .map_err(|e| crate::errors::hinted_exit(125, e.to_string(), e.hint()))?;
     let c = containers(ctx)?;
     let existing = c.list()?;
     let taken: HashSet<String> = existing.iter().filter_map(|i| i.record.name.clone()).collect();

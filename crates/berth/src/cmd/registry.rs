@@ -261,7 +261,11 @@ pub fn push(ctx: &Ctx, a: &PushArgs) -> Result<i32> {
             .map_err(|e| transport_err(e, t.domain()))?;
         // Remember where it went, as docker's RepoDigests.
         let digest = copied.finished.desc.digest.clone();
-        store.set_ref(&t.repo_only().with_digest(digest.clone()), root.desc.clone())?;
+        // (Not for one platform of a multi-platform name: `repo@digest` would then be a second
+        // image beside the name's index, left behind by `rmi NAME`.)
+        if platform.is_none() {
+            store.set_ref(&t.repo_only().with_digest(digest.clone()), root.desc.clone())?;
+        }
         let line = format!("{}: digest: {} size: {}", t.tag().unwrap_or("latest"), digest, root.bytes.len());
         if a.quiet {
             writeln!(out, "{}", t.familiar())?;

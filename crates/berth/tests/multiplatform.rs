@@ -1,0 +1,184 @@
+//! Multi-platform images in the local store and on the wire, against the CI plain registry:
+//! a name keeps its index and the platforms fetched so far; pull/inspect/history/push/save/load/
+//! rmi/run with and without --platform.
+
+mod common;
+
+use common::*;
+
+fn arch_of(b: &Berth, args: &str) -> String {
+    let v = b.ok(&format!("image inspect {args}")).json();
+    let p = format!(
+        "{}/{}",
+        v[0]["Os"].as_str().unwrap_or_default(),
+        v[0]["Architecture"].as_str().unwrap_or_default()
+    );
+    match v[0]["Variant"].as_str() {
+        Some(var) if !var.is_empty() => format!("{p}/{var}"),
+        _ => p,
+    }
+}
+
+/// The regression of issue 11: after a pull of the host's platform, `pull --platform
+/// linux/arm64` said "up to date" and kept amd64; `--platform linux/s390x` succeeded.
+#[test]
+fn pull_platform_after_pull_fetches_that_platform_and_unknown_platform_fails_listing_them() {
+    let img = fixture("library/busybox-multi:latest");
+    let b = Berth::new();
+    b.ok(&format!("pull {img}")).stderr_has("Status: Downloaded newer image for");
+    assert_eq!(arch_of(&b, &img), format!("linux/{}", host_arch()));
+
+    let r = b.ok(&format!("pull --platform linux/arm64 {img}"));
+    r.stderr_has("Status: Downloaded newer image for");
+    assert_eq!(arch_of(&b, &format!("--platform linux/arm64 {img}")), "linux/arm64/v8");
+    // The host's platform is still there and is what the name shows by default.
+    assert_eq!(arch_of(&b, &img), format!("linux/{}", host_arch()));
+    // One name, one row.
+    let rows = b.ok("images --format {{.Repository}}:{{.Tag}}").lines();
+    assert_eq!(rows, vec![img.clone()], "images lists a multi-platform image once");
+
+    // Now both are stored: up to date for either.
+    b.ok(&format!("pull --platform linux/arm64 {img}")).stderr_has("Status: Image is up to date for");
+    b.ok(&format!("pull {img}")).stderr_has("Status: Image is up to date for");
+
+    // A platform the index lacks fails and lists the ones it has, also when the name is stored.
+    let r = b.run(&format!("pull --platform linux/s390x {img}")).code(1);
+    r.stderr_has("no matching manifest for linux/s390x");
+    for p in ["linux/amd64", "linux/arm64", "linux/arm/v7"] {
+        r.stderr_has(p);
+    }
+    // A platform the index has but the store lacks: inspect says so and lists what is stored.
+    let r = b.run(&format!("image inspect --platform linux/arm/v7 {img}")).fails();
+    r.stderr_has("linux/arm/v7");
+
+    // history follows --platform (the arm64 image has its own config, hence ID).
+    let arm_id = b.ok(&format!("image inspect --platform linux/arm64 -f {{{{.Id}}}} {img}")).stdout.trim().to_string();
+    let hist = b.ok(&format!("history -q --no-trunc --platform linux/arm64 {img}")).lines();
+    assert_eq!(hist.first(), Some(&arm_id), "history --platform shows the arm64 image");
+    let host_id = b.ok(&format!("image inspect -f {{{{.Id}}}} {img}")).stdout.trim().to_string();
+    assert_ne!(arm_id, host_id);
+    b.check_store();
+}
+
+#[test]
+fn pull_platform_into_a_fresh_store_then_host_platform_adds_it() {
+    let img = fixture("library/busybox-multi:list");
+    let b = Berth::new();
+    b.ok(&format!("pull -q --platform linux/arm/v7 {img}"));
+    // Only arm/v7 is stored: the name shows it.
+    assert_eq!(arch_of(&b, &img), "linux/arm/v7");
+    b.ok(&format!("pull {img}")).stderr_has("Status: Downloaded newer image for");
+    assert_eq!(arch_of(&b, &img), format!("linux/{}", host_arch()));
+    assert_eq!(arch_of(&b, &format!("--platform linux/arm/v7 {img}")), "linux/arm/v7");
+    b.check_store();
+}
+
+#[test]
+fn all_platforms_survive_save_load_and_push_whole_or_one_platform() {
+    let img = fixture("library/busybox-multi:latest");
+    let index = skopeo_raw(&img);
+    let index_digest = skopeo_inspect(&img, &[])["Digest"].as_str().unwrap_or_default().to_string();
+    let b = Berth::new();
+    b.ok(&format!("pull -q --all-platforms {img}"));
+    for p in ["linux/amd64", "linux/arm64/v8", "linux/arm/v7"] {
+        assert_eq!(arch_of(&b, &format!("--platform {p} {img}")), p);
+    }
+    assert_eq!(b.ok("images -q").lines().len(), 1);
+
+    // save writes every platform; load into another store brings them all back under the name.
+    let dir = tempdir("mp-save");
+    let tar = dir.path().join("multi.tar");
+    b.ok(&format!("save -o {} {img}", tar.display()));
+    let other = Berth::new();
+    other.ok(&format!("load -i {}", tar.display())).stdout_has("Loaded image:");
+    for p in ["linux/amd64", "linux/arm64/v8", "linux/arm/v7"] {
+        assert_eq!(arch_of(&other, &format!("--platform {p} {img}")), p);
+    }
+    other.check_store();
+
+    // push sends the whole index, unchanged (same digest).
+    let host = registries().plain.clone();
+    let whole = format!("{host}/{}:v1", unique_repo("mp-whole"));
+    b.ok(&format!("tag {img} {whole}"));
+    b.ok(&format!("push {whole}")).stdout_has(&format!("digest: {index_digest}"));
+    let pushed = skopeo_raw(&whole);
+    assert_eq!(pushed, index, "the pushed index is the pulled one");
+    let pushed_digest = skopeo_inspect(&whole, &[])["Digest"].as_str().unwrap_or_default().to_string();
+    assert_eq!(pushed_digest, index_digest);
+    // Each platform's image reads back.
+    let arm = skopeo_inspect(&whole, &["--override-arch", "arm64"]);
+    assert_eq!(arm["Architecture"], "arm64");
+
+    // push --platform sends one platform's manifest.
+    let one = format!("{host}/{}:arm64", unique_repo("mp-one"));
+    b.ok(&format!("tag {img} {one}"));
+    b.ok(&format!("push --platform linux/arm64 {one}"));
+    let raw = skopeo_raw(&one);
+    assert!(raw["layers"].is_array(), "push --platform wrote an image manifest: {raw:#}");
+    assert_eq!(skopeo_inspect(&one, &[])["Architecture"], "arm64");
+
+    // rmi removes the name with every platform; the store is then empty.
+    b.ok(&format!("rmi {img} {whole} {one}"));
+    assert!(b.image_ids().is_empty(), "images left: {:?}", b.image_ids());
+    b.ok("image prune -af");
+    b.check_store();
+}
+
+#[test]
+fn push_of_a_partly_pulled_index_pushes_the_stored_platforms() {
+    let img = fixture("library/busybox-multi:latest");
+    let b = Berth::new();
+    b.ok(&format!("pull -q {img}"));
+    b.ok(&format!("pull -q --platform linux/arm64 {img}"));
+    let host = registries().plain.clone();
+    let dst = format!("{host}/{}:v1", unique_repo("mp-partial"));
+    b.ok(&format!("tag {img} {dst}"));
+    b.ok(&format!("push {dst}")).stderr_has("linux/arm/v7");
+    let raw = skopeo_raw(&dst);
+    let platforms: Vec<String> = raw["manifests"]
+        .as_array()
+        .map(|m| m.iter().map(|d| d["platform"]["architecture"].as_str().unwrap_or_default().to_string()).collect())
+        .unwrap_or_default();
+    assert_eq!(platforms, vec!["amd64".to_string(), "arm64".to_string()], "{raw:#}");
+    // podman pulls the arm64 variant of berth's index.
+    need_tool("podman");
+    let p = Podman::new();
+    let r = p.run(["pull", "-q", "--tls-verify=false", "--platform", "linux/arm64", dst.as_str()]);
+    assert!(r.success(), "podman pull: {}", r.stderr);
+    let r = p.run(["image", "inspect", "--format", "{{.Architecture}}", dst.as_str()]);
+    assert_eq!(r.stdout.trim(), "arm64", "{}", r.stderr);
+}
+
+/// `run --platform linux/arm64` runs the arm64 image under QEMU user emulation (skipped where
+/// no emulator is registered with the fix-binary flag; CI's install-deps.sh registers one).
+#[test]
+fn run_platform_arm64_runs_under_emulation() {
+    let img = fixture("library/busybox-qemu:latest");
+    let reg = std::fs::read_to_string("/proc/sys/fs/binfmt_misc/qemu-aarch64").unwrap_or_default();
+    if !(reg.contains("enabled") && reg.lines().any(|l| l.starts_with("flags:") && l.contains('F'))) {
+        eprintln!("SKIPPED: no qemu-aarch64 registered with binfmt_misc's F flag (scripts/ci/install-deps.sh)");
+        return;
+    }
+    let b = Berth::new();
+    let r = b.ok_args([
+        "run",
+        "--rm",
+        "--platform",
+        "linux/arm64",
+        img.as_str(),
+        "sh",
+        "-c",
+        "uname -m; cat /etc/berth-fixture-platform",
+    ]);
+    assert_eq!(r.lines(), vec!["aarch64".to_string(), "linux/arm64".to_string()], "{}", r.stderr);
+    // Without --platform, the name's only platform runs, with docker's warning.
+    let r = b.ok(&format!("run --rm {img} cat /etc/berth-fixture-platform"));
+    assert_eq!(r.stdout.trim(), "linux/arm64");
+    r.stderr_has("does not match the detected host platform");
+    // The host's platform, pulled into the same name, runs natively and is the default.
+    b.ok(&format!("pull {img}")).stderr_has("Status: Downloaded newer image for");
+    let r = b.ok(&format!("run --rm {img} cat /etc/berth-fixture-platform"));
+    assert_eq!(r.stdout.trim(), format!("linux/{}", host_arch()));
+    assert_eq!(b.ok("images -q").lines().len(), 1, "one name for both platforms");
+    b.ok("system info").stdout_has("linux/arm64");
+}
