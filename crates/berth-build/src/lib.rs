@@ -75,7 +75,11 @@ pub struct BuildOptions {
     pub pull: bool,
     pub secrets: BTreeMap<String, SecretSource>,
     pub network: Network,
+    /// The target platform (TARGETPLATFORM): the image built is for it.
     pub platform: Platform,
+    /// The platform the build runs on (BUILDPLATFORM; the host's). `FROM --platform=$BUILDPLATFORM`
+    /// stages run natively; others run under emulation when `platform` is foreign.
+    pub build_platform: Platform,
     pub named_contexts: BTreeMap<String, NamedContext>,
     pub source_date_epoch: Option<i64>,
     pub runtime: RuntimeOptions,
@@ -143,13 +147,31 @@ pub fn build(
         build_args: opts.build_args.clone(),
         target: opts.target.clone(),
         target_platform: Some(df_platform(&opts.platform)),
-        build_platform: Some(df_platform(&opts.platform)),
+        build_platform: Some(df_platform(&opts.build_platform)),
         ..Default::default()
     };
     let first = plan_parsed(&parsed, &plan_opts)?;
+    // Each base image is resolved for its stage's platform (`FROM --platform=…`, else the
+    // target); images read with COPY --from / mounts are the target's.
+    let mut wanted: Vec<(String, Platform)> = Vec::new();
+    for st in &first.stages {
+        if let berth_dockerfile::Base::Image(r) = &st.base {
+            let p = stage_platform(st, opts)?;
+            if !wanted.iter().any(|(wr, wp)| wr == r && *wp == p) {
+                wanted.push((r.clone(), p));
+            }
+        }
+    }
+    for r in first.external_images() {
+        if !wanted.iter().any(|(wr, _)| *wr == r) {
+            wanted.push((r, opts.platform.clone()));
+        }
+    }
+    check_emulation(&first, opts)?;
     let mut images: HashMap<String, State> = HashMap::new();
     let mut named_dirs: BTreeMap<String, Arc<Context>> = BTreeMap::new();
-    for r in first.external_images() {
+    for (r, platform) in wanted {
+        let key = image_key(&r, &platform, opts);
         let (lookup, is_named) = match opts.named_contexts.get(&r) {
             Some(NamedContext::Dir(d)) => {
                 let ctx = Context::load(d, vec![], Some(&cache.stat_dir()))?;
@@ -160,9 +182,9 @@ pub fn build(
             None => (r.clone(), false),
         };
         let vname = format!("[internal] load metadata for {}", display_name(&lookup));
-        let vid = format!("meta-{r}");
+        let vid = format!("meta-{key}");
         progress.start(&vid, &vname);
-        match provider.image(&lookup, &opts.platform, opts.pull) {
+        match provider.image(&lookup, &platform, opts.pull) {
             Ok(p) => {
                 progress.done(&vid);
                 let state = solve::image_state(store, &p.image)?;
@@ -179,7 +201,7 @@ pub fn build(
                     plan_opts.base_image_onbuild.insert(r.clone(), ob);
                 }
                 let _ = is_named;
-                images.insert(r.clone(), state);
+                images.insert(key, state);
             }
             Err(e) => {
                 progress.error(&vid, &e);
@@ -246,6 +268,52 @@ pub fn build(
     let target = plan.stage(plan.target).and_then(|s| s.name.clone());
     let used_keys = solver.used_keys.lock().map(|k| k.clone()).unwrap_or_default();
     Ok(BuildOutput { state, used_keys, target })
+}
+
+/// The key of a resolved image: the reference for the target platform, the reference and the
+/// platform otherwise (`FROM --platform=$BUILDPLATFORM img` and `FROM img` are two images).
+pub(crate) fn image_key(r: &str, p: &Platform, opts: &BuildOptions) -> String {
+    if p.matches(&opts.platform) && opts.platform.matches(p) { r.to_string() } else { format!("{r} ({p})") }
+}
+
+/// The platform a stage runs on: its `FROM --platform=` (expanded), else the target's.
+pub(crate) fn stage_platform(st: &berth_dockerfile::PlannedStage, opts: &BuildOptions) -> Result<Platform> {
+    match st.platform.as_deref().filter(|p| !p.is_empty()) {
+        Some(p) => Platform::parse(p).map_err(|e| BuildError::Other(format!("FROM --platform={p}: {e}"))),
+        None => Ok(opts.platform.clone()),
+    }
+}
+
+/// Fails before anything runs when a stage with RUN steps is for a platform the host cannot run
+/// (no emulator registered), naming the platform and how to install one.
+fn check_emulation(plan: &berth_dockerfile::Plan, opts: &BuildOptions) -> Result<()> {
+    for st in &plan.stages {
+        let has_run = st.steps.iter().any(|s| matches!(s.command.instruction, berth_dockerfile::Instruction::Run(_)));
+        if !has_run {
+            continue;
+        }
+        // A stage built on another stage runs on that stage's platform.
+        let mut cur = st;
+        let mut hops = 0;
+        while let berth_dockerfile::Base::Stage(i) = &cur.base {
+            match plan.stage(*i) {
+                Some(s) if hops < plan.stages.len() && s.platform.is_none() => {
+                    cur = s;
+                    hops += 1;
+                }
+                Some(s) => {
+                    cur = s;
+                    break;
+                }
+                None => break,
+            }
+        }
+        let p = if st.platform.is_some() { stage_platform(st, opts)? } else { stage_platform(cur, opts)? };
+        if let Err(e) = berth_runtime::emulation::check_runnable(&p) {
+            return Err(BuildError::Other(format!("{e}; {}", e.hint())));
+        }
+    }
+    Ok(())
 }
 
 fn df_platform(p: &Platform) -> berth_dockerfile::Platform {

@@ -200,9 +200,10 @@ impl Solver<'_> {
         let mut state = match &st.base {
             Base::Scratch => self.scratch_state(),
             Base::Image(r) => {
+                let key = crate::image_key(r, &crate::stage_platform(st, self.opts)?, self.opts);
                 let s = self
                     .images
-                    .get(r)
+                    .get(&key)
                     .cloned()
                     .ok_or_else(|| BuildError::Other(format!("image {r} was not resolved")))?;
                 let v = self.next_vertex();

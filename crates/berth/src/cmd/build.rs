@@ -217,7 +217,16 @@ struct StoreProvider<'a> {
 impl Provider for StoreProvider<'_> {
     fn image(&self, reference: &str, platform: &Platform, pull: bool) -> std::result::Result<ProvidedImage, String> {
         let r = Reference::parse_normalized(reference).map_err(|e| format!("{reference}: {e}"))?.with_default_tag();
-        if !pull && let Ok(image) = self.store.resolve_image(&r.to_string(), Some(platform)) {
+        // A local image counts when it is for the platform asked for (a single-platform name
+        // holds one platform whatever is asked).
+        if !pull
+            && let Ok(image) = self.store.resolve_image(&r.to_string(), Some(platform))
+            && platform.matches(&Platform::new(
+                if image.config.os.is_empty() { "linux" } else { &image.config.os },
+                if image.config.architecture.is_empty() { "amd64" } else { &image.config.architecture },
+                image.config.variant.as_deref(),
+            ))
+        {
             return Ok(ProvidedImage { name: r.to_string(), image });
         }
         let client = crate::cmd::registry::client(self.ctx).map_err(|e| e.to_string())?;
@@ -301,21 +310,20 @@ pub fn build(ctx: &Ctx, a: &BuildArgs) -> Result<i32> {
     }
 
     let host = Platform::host();
-    let platform = match &a.platform {
-        Some(p) => {
-            let wanted = Platform::parse(p).map_err(|e| exit_with(1, e.to_string()))?;
-            if !host.matches(&wanted) && !wanted.matches(&host) {
-                return Err(exit_with(
-                    1,
-                    format!(
-                        "building for {wanted} is not supported on this {host} host yet (no multi-platform builds)"
-                    ),
-                ));
-            }
-            host.clone()
+    // `--platform a,b`: one image per platform, assembled into an index (BuildKit's
+    // multi-platform build). Stages shared between platforms (a `FROM --platform=$BUILDPLATFORM`
+    // stage that does not use TARGET* args) hit the build cache after the first platform.
+    let mut platforms: Vec<Platform> = Vec::new();
+    for p in a.platform.iter().flat_map(|p| p.split(',')).map(str::trim).filter(|p| !p.is_empty()) {
+        let wanted = Platform::parse(p).map_err(|e| exit_with(1, e.to_string()))?;
+        if !platforms.contains(&wanted) {
+            platforms.push(wanted);
         }
-        None => host.clone(),
-    };
+    }
+    if platforms.is_empty() {
+        platforms.push(host.clone());
+    }
+    let multi = platforms.len() > 1;
     let source_date_epoch = build_args
         .get("SOURCE_DATE_EPOCH")
         .cloned()
@@ -445,7 +453,7 @@ pub fn build(ctx: &Ctx, a: &BuildArgs) -> Result<i32> {
     }
     let add_hosts =
         a.add_host.iter().filter_map(|h| h.split_once(':').map(|(a, b)| (a.to_string(), b.to_string()))).collect();
-    let opts = BuildOptions {
+    let mut opts = BuildOptions {
         dockerfile: inputs.dockerfile.clone(),
         dockerfile_name: inputs.dockerfile_name.clone(),
         context: Arc::new(context),
@@ -456,7 +464,8 @@ pub fn build(ctx: &Ctx, a: &BuildArgs) -> Result<i32> {
         pull: a.pull,
         secrets: parse_secrets(&a.secret)?,
         network,
-        platform,
+        platform: platforms[0].clone(),
+        build_platform: host.clone(),
         named_contexts: named,
         source_date_epoch,
         runtime,
@@ -485,33 +494,55 @@ pub fn build(ctx: &Ctx, a: &BuildArgs) -> Result<i32> {
     });
 
     let provider = StoreProvider { ctx, store: store.clone() };
-    let result = berth_build::build(&store, &opts, &provider, &progress);
-    let out = match result {
-        Ok(o) => o,
-        Err(e) => {
-            progress.finish();
-            if INTERRUPTED.load(Ordering::SeqCst) {
-                eprintln!("ERROR: failed to solve: build canceled");
-                return Ok(130);
-            }
-            if let Some(r) = e.range() {
-                eprint!("{}", berth_dockerfile::render_source(&dockerfile_text, &inputs.dockerfile_name, r));
-            }
-            // Dockerfile errors in BuildKit's words ("dockerfile parse error on line N: …").
-            let message = match &e {
-                berth_build::BuildError::Dockerfile(d) => berth_dockerfile::render::error_message(d),
-                other => other.to_string(),
-            };
-            eprintln!("ERROR: failed to solve: {message}");
-            return Ok(1);
+    let mut built = Vec::new();
+    for p in &platforms {
+        opts.platform = p.clone();
+        match berth_build::build(&store, &opts, &provider, &progress) {
+            Ok(o) => built.push((p.clone(), o)),
+            Err(e) => return Ok(report_build_error(e, &progress, &dockerfile_text, &inputs.dockerfile_name)),
         }
-    };
+    }
 
     // Export.
     let v = "export";
     progress.start(v, "exporting to image");
-    let (manifest, id) = berth_build::export_image(&store, &out.state, &labels)?;
-    progress.log(v, berth_output::progress::LogStream::Stdout, format!("writing image {id}\n").as_bytes());
+    let mut children = Vec::new();
+    let mut last_id = None;
+    for (p, out) in &built {
+        let (manifest, id) = berth_build::export_image(&store, &out.state, &labels)?;
+        let what = if multi { format!("writing image {id} for {p}\n") } else { format!("writing image {id}\n") };
+        progress.log(v, berth_output::progress::LogStream::Stdout, what.as_bytes());
+        let mut d = manifest;
+        d.platform = Some(p.clone());
+        children.push(d);
+        last_id = Some(id);
+    }
+    let Some(out) = built.pop().map(|(_, o)| o) else {
+        return Err(anyhow::anyhow!("no platform was built"));
+    };
+    let (manifest, id) = if multi {
+        let oci = !outputs_docker_list(a);
+        let (d, bytes) = berth_transport::index::write_index(&children, !oci)?;
+        store.put_blob_bytes(&bytes, Some(&d.digest))?;
+        progress.log(
+            v,
+            berth_output::progress::LogStream::Stdout,
+            format!("exporting manifest list {}\n", d.digest).as_bytes(),
+        );
+        let digest = d.digest.clone();
+        (d, digest)
+    } else {
+        let mut d = children.pop().ok_or_else(|| anyhow::anyhow!("no image was exported"))?;
+        d.platform = None;
+        (d, last_id.ok_or_else(|| anyhow::anyhow!("no image was exported"))?)
+    };
+    if multi && outputs.iter().any(|o| matches!(o, Output::Tar(_) | Output::Local(_))) {
+        progress.finish();
+        return Err(exit_with(
+            1,
+            "type=local and type=tar outputs of a multi-platform build are not supported yet (use type=oci or build one platform)",
+        ));
+    }
     let mut ran_store = false;
     for o in &outputs {
         match o {
@@ -549,9 +580,11 @@ pub fn build(ctx: &Ctx, a: &BuildArgs) -> Result<i32> {
                         Ok(())
                     })?;
                 }
-                let src = Source::open_local(&Endpoint::Store(id.to_string()), Some(&store))?;
+                // A multi-platform image is found by the ID its default platform shows.
+                let key = if multi { store.load_image(&manifest)?.id.to_string() } else { id.to_string() };
+                let src = Source::open_local(&Endpoint::Store(key), Some(&store))?;
                 let sink = Sink::Archive(ArchiveSink::new(fmt, p, None, None)?);
-                let copts = CopyOptions { names: tags.clone(), ..Default::default() };
+                let copts = CopyOptions { names: tags.clone(), all_platforms: multi, ..Default::default() };
                 ctx.block_on(berth_transport::copy_one(&src, &sink, &copts, Arc::new(Quiet)))??;
             }
             Output::Tar(p) | Output::Local(p) => {
@@ -602,6 +635,36 @@ pub fn build(ctx: &Ctx, a: &BuildArgs) -> Result<i32> {
         tracing::warn!("build cache garbage collection: {e:#}");
     }
     Ok(0)
+}
+
+/// Prints a failed build's error as BuildKit does; returns the exit code.
+fn report_build_error(
+    e: berth_build::BuildError,
+    progress: &BuildProgress,
+    dockerfile_text: &str,
+    dockerfile_name: &str,
+) -> i32 {
+    progress.finish();
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        eprintln!("ERROR: failed to solve: build canceled");
+        return 130;
+    }
+    if let Some(r) = e.range() {
+        eprint!("{}", berth_dockerfile::render_source(dockerfile_text, dockerfile_name, r));
+    }
+    // Dockerfile errors in BuildKit's words ("dockerfile parse error on line N: …").
+    let message = match &e {
+        berth_build::BuildError::Dockerfile(d) => berth_dockerfile::render::error_message(d),
+        other => other.to_string(),
+    };
+    eprintln!("ERROR: failed to solve: {message}");
+    1
+}
+
+/// Whether an image output asked for Docker media types (`oci-mediatypes=false`): a
+/// multi-platform result is then a Docker manifest list instead of an OCI index.
+fn outputs_docker_list(a: &BuildArgs) -> bool {
+    a.output.iter().any(|o| csv_kv(o).get("oci-mediatypes").is_some_and(|v| v == "false"))
 }
 
 /// After a build, BuildKit lists the lint rules that fired (without failing the build).
