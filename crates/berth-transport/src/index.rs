@@ -62,6 +62,37 @@ pub fn write_index(children: &[Descriptor], docker: bool) -> Result<(Descriptor,
     write_index_with(children, docker, None)
 }
 
+/// The Docker schema 2 twin of a stored OCI image manifest (same config and layers, Docker
+/// media types), stored; for `oci-mediatypes=false`. A Docker manifest is returned as is.
+pub fn to_docker_manifest(store: &Store, desc: &Descriptor) -> Result<Descriptor> {
+    if media::is_docker(&desc.media_type) {
+        return Ok(desc.clone());
+    }
+    let bytes = store.read_blob(&desc.digest)?;
+    let (ManifestDoc::Image(mut m), _) = ManifestDoc::parse(&bytes, &desc.media_type)? else {
+        return Err(TransportError::Unsupported(format!("{} is not an image manifest", desc.digest)));
+    };
+    for l in &mut m.layers {
+        match media::kind(&l.media_type) {
+            media::Kind::Layer(berth_types::Compression::Zstd) => {
+                return Err(TransportError::Unsupported(
+                    "zstd layers have no Docker media type: use oci-mediatypes=true".into(),
+                ));
+            }
+            media::Kind::Layer(c) => l.media_type = media::layer_type(true, c).to_string(),
+            _ => {}
+        }
+    }
+    m.config.media_type = media::DOCKER_CONFIG.to_string();
+    m.media_type = Some(media::DOCKER_MANIFEST.to_string());
+    m.annotations = None;
+    let out = serde_json::to_vec(&m).map_err(|e| TransportError::Unsupported(e.to_string()))?;
+    let digest = store.put_blob_bytes(&out, None)?;
+    let mut d = Descriptor::new(media::DOCKER_MANIFEST, digest, out.len() as u64);
+    d.platform = desc.platform.clone();
+    Ok(d)
+}
+
 /// A stored multi-platform image made ready for a registry: one root per platform image the
 /// store holds (layers compressed with `compression` where they were stored uncompressed) and
 /// the index over them.

@@ -182,3 +182,128 @@ fn run_platform_arm64_runs_under_emulation() {
     assert_eq!(b.ok("images -q").lines().len(), 1, "one name for both platforms");
     b.ok("system info").stdout_has("linux/arm64");
 }
+
+fn emulator_registered() -> bool {
+    let reg = std::fs::read_to_string("/proc/sys/fs/binfmt_misc/qemu-aarch64").unwrap_or_default();
+    reg.contains("enabled") && reg.lines().any(|l| l.starts_with("flags:") && l.contains('F'))
+}
+
+/// `build --platform linux/amd64,linux/arm64`: a `$BUILDPLATFORM` stage without TARGET* args
+/// runs once (the second platform finds it cached), the final stage runs per platform (arm64
+/// under emulation), BuildKit's BUILD*/TARGET* args, and the results: the store keeps one
+/// name with both platforms, --push writes an OCI index that skopeo and podman read, and
+/// type=oci writes an index too.
+#[test]
+fn build_two_platforms_shares_the_build_platform_stage_and_pushes_an_index() {
+    let base = fixture("library/busybox-qemu:latest");
+    if !emulator_registered() {
+        eprintln!("SKIPPED: no qemu-aarch64 registered with binfmt_misc's F flag (scripts/ci/install-deps.sh)");
+        return;
+    }
+    let ctx = tempdir("mp-build");
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!(
+            "FROM --platform=$BUILDPLATFORM {base} AS build\n\
+             ARG BUILDPLATFORM\n\
+             RUN echo \"compiled on $BUILDPLATFORM\" > /out.txt && uname -m > /build-arch\n\
+             FROM {base}\n\
+             ARG TARGETPLATFORM TARGETOS TARGETARCH TARGETVARIANT BUILDARCH\n\
+             COPY --from=build /out.txt /build-arch /\n\
+             RUN echo \"$TARGETPLATFORM $TARGETOS $TARGETARCH [$TARGETVARIANT] $BUILDARCH $(uname -m)\" > /target.txt\n"
+        ),
+    )
+    .expect("write Dockerfile");
+    let host = registries().plain.clone();
+    let tag = format!("{host}/{}:v1", unique_repo("mp-build"));
+    let b = Berth::new();
+    let dir = ctx.path().display().to_string();
+    let oci = ctx.path().join("out.tar");
+    let r = b.ok_args([
+        "build",
+        "--progress=plain",
+        "--platform",
+        "linux/amd64,linux/arm64",
+        "-t",
+        tag.as_str(),
+        "--push",
+        "-o",
+        &format!("type=oci,dest={}", oci.display()),
+        dir.as_str(),
+    ]);
+    // The build-platform stage's RUN ran once: the second platform found it cached.
+    let runs = r.stderr.matches("RUN echo \"compiled on").count();
+    let cached = r.stderr.lines().filter(|l| l.ends_with("CACHED")).count();
+    assert!(runs >= 2 && cached >= 1, "expected the shared stage cached for the second platform:\n{}", r.stderr);
+
+    let arm = b.ok_args(["run", "--rm", "--platform", "linux/arm64", tag.as_str(), "cat", "/target.txt", "/build-arch"]);
+    assert_eq!(arm.lines(), vec!["linux/arm64 linux arm64 [] amd64 aarch64".to_string(), "x86_64".to_string()]);
+    let amd = b.ok_args(["run", "--rm", "--platform", "linux/amd64", tag.as_str(), "cat", "/target.txt"]);
+    assert_eq!(amd.stdout.trim(), "linux/amd64 linux amd64 [] amd64 x86_64");
+    assert_eq!(b.ok("images -q").lines().len(), 2, "the base and the built image, once each");
+
+    // The registry holds an OCI index with both platforms.
+    let raw = skopeo_raw(&tag);
+    assert_eq!(raw["mediaType"], "application/vnd.oci.image.index.v1+json", "{raw:#}");
+    let platforms: Vec<String> = raw["manifests"]
+        .as_array()
+        .map(|m| m.iter().map(|d| d["platform"]["architecture"].as_str().unwrap_or_default().to_string()).collect())
+        .unwrap_or_default();
+    assert_eq!(platforms, vec!["amd64".to_string(), "arm64".to_string()]);
+    assert_eq!(skopeo_inspect(&tag, &["--override-arch", "arm64"])["Architecture"], "arm64");
+    let p = Podman::new();
+    let r = p.run(["pull", "-q", "--tls-verify=false", "--platform", "linux/arm64", tag.as_str()]);
+    assert!(r.success(), "podman pull: {}", r.stderr);
+    let r = p.run(["image", "inspect", "--format", "{{.Architecture}}", tag.as_str()]);
+    assert_eq!(r.stdout.trim(), "arm64");
+
+    // type=oci wrote the index too: it loads back with both platforms.
+    let other = Berth::new();
+    other.ok(&format!("load -i {}", oci.display()));
+    let v = other.ok(&format!("image inspect --platform linux/arm64 {tag}")).json();
+    assert_eq!(v[0]["Architecture"], "arm64");
+    b.check_store();
+}
+
+#[test]
+fn build_oci_mediatypes_false_pushes_a_docker_manifest_list() {
+    let base = fixture("library/busybox-multi:list");
+    let ctx = tempdir("mp-build-list");
+    std::fs::write(ctx.path().join("Dockerfile"), format!("FROM {base}\nCOPY Dockerfile /\n")).expect("write Dockerfile");
+    let host = registries().plain.clone();
+    let tag = format!("{host}/{}:v1", unique_repo("mp-list"));
+    let b = Berth::new();
+    b.ok_args([
+        "build",
+        "-q",
+        "--platform",
+        "linux/amd64,linux/arm/v7",
+        "-o",
+        &format!("type=image,name={tag},push=true,oci-mediatypes=false"),
+        "-t",
+        tag.as_str(),
+        ctx.path().to_str().unwrap_or_default(),
+    ]);
+    let raw = skopeo_raw(&tag);
+    assert_eq!(raw["mediaType"], "application/vnd.docker.distribution.manifest.list.v2+json", "{raw:#}");
+    let arm = skopeo_inspect(&tag, &["--override-arch", "arm", "--override-variant", "v7"]);
+    assert_eq!(arm["Architecture"], "arm");
+    // Its file shows which base platform was used.
+    let v = b.ok(&format!("image inspect --platform linux/arm/v7 {tag}")).json();
+    assert_eq!(v[0]["Variant"], "v7");
+}
+
+#[test]
+fn build_for_a_platform_without_emulator_fails_naming_it() {
+    let base = fixture("library/busybox-multi:latest");
+    if std::path::Path::new("/proc/sys/fs/binfmt_misc/qemu-s390x").exists() {
+        eprintln!("SKIPPED: an s390x emulator is registered");
+        return;
+    }
+    let ctx = tempdir("mp-noemu");
+    std::fs::write(ctx.path().join("Dockerfile"), format!("FROM {base}\nRUN true\n")).expect("write Dockerfile");
+    let b = Berth::new();
+    let r = b.run_args(["build", "--platform", "linux/s390x", ctx.path().to_str().unwrap_or_default()]).fails();
+    r.stderr_has("linux/s390x");
+    r.stderr_has("qemu-user-static");
+}

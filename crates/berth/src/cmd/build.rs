@@ -512,7 +512,11 @@ pub fn build(ctx: &Ctx, a: &BuildArgs) -> Result<i32> {
         let (manifest, id) = berth_build::export_image(&store, &out.state, &labels)?;
         let what = if multi { format!("writing image {id} for {p}\n") } else { format!("writing image {id}\n") };
         progress.log(v, berth_output::progress::LogStream::Stdout, what.as_bytes());
-        let mut d = manifest;
+        let mut d = if outputs_docker_list(a) {
+            berth_transport::index::to_docker_manifest(&store, &manifest)?
+        } else {
+            manifest
+        };
         d.platform = Some(p.clone());
         children.push(d);
         last_id = Some(id);
