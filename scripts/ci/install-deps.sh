@@ -24,6 +24,8 @@ PACKAGES=(
 	libseccomp-dev pkg-config
 	# system tools used by tests and scripts
 	iproute2 util-linux e2fsprogs procps kmod mount
+	# multi-platform builds and runs: QEMU user emulators for binfmt_misc (fix-binary flag)
+	qemu-user-static binfmt-support
 )
 
 # One dpkg-query for all: it prints a line for each package it knows; a package it has
@@ -62,6 +64,32 @@ else
 	trap '[[ -n $policy_rc_created ]] && rm -f /usr/sbin/policy-rc.d' EXIT
 	apt-get update -qq
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# QEMU user emulation for foreign platforms (run --platform, build --platform a,b): the
+# emulators are registered with binfmt_misc's F (fix-binary) flag, so they work inside a
+# container's mount namespace. binfmt_misc may not be mounted (containers, minimal systems):
+# mount it where the kernel allows, then (re-)enable the qemu entries. Failure is not fatal:
+# without emulation only the host's platforms run (`berth system info` lists them).
+register_binfmt() {
+	local bm=/proc/sys/fs/binfmt_misc
+	if [[ ! -e $bm/register ]]; then
+		mount -t binfmt_misc binfmt_misc "$bm" 2>/dev/null || {
+			echo "install-deps: cannot mount binfmt_misc: no emulation of foreign platforms" >&2
+			return 0
+		}
+	fi
+	local arch
+	# arm64 and arm are what the tests, the demo and the bench build for; add others here.
+	for arch in aarch64 arm; do
+		if [[ -e /usr/share/binfmts/qemu-$arch && ! -e $bm/qemu-$arch ]]; then
+			update-binfmts --enable "qemu-$arch" >/dev/null 2>&1 ||
+				echo "install-deps: could not register qemu-$arch with binfmt_misc" >&2
+		fi
+	done
+}
+if [[ $(id -u) == 0 ]] && command -v update-binfmts >/dev/null; then
+	register_binfmt
 fi
 
 # The docker-registry package ships a service listening on :5000 and docker.io one on the
