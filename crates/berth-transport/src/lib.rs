@@ -7,6 +7,7 @@ pub mod endpoint;
 pub mod index;
 mod error;
 pub mod layout;
+pub mod lists;
 pub mod observer;
 pub mod recompress;
 pub mod registry;

@@ -108,6 +108,9 @@ pub enum Command {
     /// Fetch the logs of a container
     #[command(override_usage = "berth logs [OPTIONS] CONTAINER")]
     Logs(LogsArgs),
+    /// Manage Docker image manifests and manifest lists
+    #[command(subcommand)]
+    Manifest(ManifestCmd),
     /// List containers
     #[command(override_usage = "berth ps [OPTIONS]")]
     Ps(PsArgs),
@@ -250,6 +253,127 @@ pub enum BuilderCmd {
 pub enum BuildxCmd {
     /// Start a build
     Build(BuildArgs),
+    /// Commands to work on images in registry
+    #[command(subcommand)]
+    Imagetools(ImagetoolsCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImagetoolsCmd {
+    /// Create a new image based on source images
+    Create(ImagetoolsCreateArgs),
+    /// Show details of an image in the registry
+    Inspect(ImagetoolsInspectArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ImagetoolsCreateArgs {
+    /// Set reference for new image
+    #[arg(short = 't', long = "tag", value_name = "stringArray")]
+    pub tags: Vec<String>,
+    /// Append to existing manifest
+    #[arg(long)]
+    pub append: bool,
+    /// Add annotation to the image ("KEY=VALUE" or "index:KEY=VALUE")
+    #[arg(long = "annotation", value_name = "stringArray")]
+    pub annotations: Vec<String>,
+    /// Show final image instead of pushing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Read source descriptor from file
+    #[arg(short = 'f', long = "file", value_name = "stringArray")]
+    pub files: Vec<String>,
+    pub sources: Vec<String>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ImagetoolsInspectArgs {
+    /// Show original, unformatted JSON manifest
+    #[arg(long)]
+    pub raw: bool,
+    /// Format the output using the given Go template
+    #[arg(long, value_name = "string")]
+    pub format: Option<String>,
+    pub name: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ManifestCmd {
+    /// Create a local manifest list for annotating and pushing to a registry
+    Create(ManifestCreateArgs),
+    /// Display an image manifest, or manifest list
+    Inspect(ManifestInspectArgs),
+    /// Add additional information to a local image manifest
+    Annotate(ManifestAnnotateArgs),
+    /// Push a manifest list to a repository
+    Push(ManifestPushArgs),
+    /// Delete one or more manifest lists from local storage
+    Rm(ManifestRmArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ManifestCreateArgs {
+    /// Amend an existing manifest list
+    #[arg(short = 'a', long)]
+    pub amend: bool,
+    /// Allow communication with an insecure registry (configure it in the registries config)
+    #[arg(long)]
+    pub insecure: bool,
+    #[arg(required = true)]
+    pub list: String,
+    #[arg(required = true)]
+    pub images: Vec<String>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ManifestInspectArgs {
+    /// Allow communication with an insecure registry (configure it in the registries config)
+    #[arg(long)]
+    pub insecure: bool,
+    /// Output additional info including layers and platform
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+    /// MANIFEST_LIST then MANIFEST, or only MANIFEST
+    #[arg(required = true, num_args = 1..=2)]
+    pub refs: Vec<String>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ManifestAnnotateArgs {
+    /// Set architecture
+    #[arg(long, value_name = "string")]
+    pub arch: Option<String>,
+    /// Set operating system
+    #[arg(long, value_name = "string")]
+    pub os: Option<String>,
+    /// Set operating system feature
+    #[arg(long = "os-features", value_name = "strings", value_delimiter = ',')]
+    pub os_features: Vec<String>,
+    /// Set operating system version
+    #[arg(long = "os-version", value_name = "string")]
+    pub os_version: Option<String>,
+    /// Set architecture variant
+    #[arg(long, value_name = "string")]
+    pub variant: Option<String>,
+    pub list: String,
+    pub image: String,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ManifestPushArgs {
+    /// Allow push to an insecure registry (configure it in the registries config)
+    #[arg(long)]
+    pub insecure: bool,
+    /// Remove the local manifest list after push
+    #[arg(short = 'p', long)]
+    pub purge: bool,
+    pub list: String,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ManifestRmArgs {
+    #[arg(required = true)]
+    pub lists: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,6 +3,7 @@
 pub mod archive;
 mod build;
 pub mod containers;
+mod manifest;
 pub mod images;
 pub mod registry;
 mod system;
@@ -48,6 +49,8 @@ pub fn dispatch(ctx: &Ctx, cmd: Command) -> Result<i32> {
         | Command::Image(ImageCmd::Build(a))
         | Command::Builder(BuilderCmd::Build(a))
         | Command::Buildx(BuildxCmd::Build(a)) => build::build(ctx, &a),
+        Command::Buildx(BuildxCmd::Imagetools(c)) => manifest::imagetools(ctx, c),
+        Command::Manifest(c) => manifest::manifest(ctx, c),
         Command::Push(a) | Command::Image(ImageCmd::Push(a)) => registry::push(ctx, &a),
         Command::Login(a) => registry::login(ctx, &a),
         Command::Logout(a) => registry::logout(ctx, &a),
