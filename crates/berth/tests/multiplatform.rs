@@ -311,3 +311,137 @@ fn build_for_a_platform_without_emulator_fails_naming_it() {
     r.stderr_has(platform);
     r.stderr_has("qemu-user-static");
 }
+
+fn child_digest(index_ref: &str, arch: &str) -> String {
+    let raw = skopeo_raw(index_ref);
+    raw["manifests"]
+        .as_array()
+        .and_then(|m| m.iter().find(|d| d["platform"]["architecture"] == arch))
+        .and_then(|d| d["digest"].as_str())
+        .unwrap_or_else(|| panic!("no {arch} entry in {raw:#}"))
+        .to_string()
+}
+
+/// `manifest create|annotate|inspect|push|rm` as docker manifest: the list lives in the store
+/// until pushed, then the registry serves a Docker manifest list whose entries pull.
+#[test]
+fn manifest_create_annotate_push_purge() {
+    let multi = fixture("library/busybox-multi:list");
+    let single = fixture("library/busybox:latest");
+    let host = registries().plain.clone();
+    let arm = format!("{host}/library/busybox-multi@{}", child_digest(&multi, "arm64"));
+    let list = format!("{host}/{}:v1", unique_repo("mp-manifest"));
+    let b = Berth::new();
+    b.ok_args(["manifest", "create", list.as_str(), arm.as_str(), single.as_str()])
+        .stdout_has(&format!("Created manifest list {list}"));
+    // An index is refused as an entry; re-creating needs --amend.
+    b.run_args(["manifest", "create", "--amend", list.as_str(), multi.as_str()]).fails().stderr_has("is a manifest list");
+    b.run_args(["manifest", "create", list.as_str(), single.as_str()]).fails().stderr_has("--amend");
+    b.ok_args(["manifest", "annotate", "--os-features", "sse4", "--variant", "v2", list.as_str(), single.as_str()]);
+    let local = b.ok_args(["manifest", "inspect", list.as_str()]).json();
+    assert_eq!(local["mediaType"], "application/vnd.docker.distribution.manifest.list.v2+json");
+    assert_eq!(local["manifests"][1]["platform"]["variant"], "v2", "{local:#}");
+    assert_eq!(local["manifests"][1]["platform"]["os.features"][0], "sse4");
+    let v = b.ok_args(["manifest", "inspect", "--verbose", list.as_str()]).json();
+    assert_eq!(v.as_array().map(Vec::len), Some(2));
+    assert!(v[0]["SchemaV2Manifest"]["layers"].is_array(), "{v:#}");
+
+    let pushed = b.ok_args(["manifest", "push", "--purge", list.as_str()]).stdout.trim().to_string();
+    // (the amd64 entry now says variant v2, which skopeo matches only when asked)
+    assert_eq!(skopeo_inspect(&list, &["--override-variant", "v2"])["Digest"], pushed.as_str());
+    let raw = skopeo_raw(&list);
+    assert_eq!(raw["manifests"][0]["platform"]["architecture"], "arm64");
+    assert_eq!(skopeo_inspect(&list, &["--override-arch", "arm64"])["Architecture"], "arm64");
+    // --purge removed the local list: inspect now reads the registry's, rm finds none.
+    assert_eq!(b.ok_args(["manifest", "inspect", list.as_str()]).json(), raw);
+    b.run_args(["manifest", "rm", list.as_str()]).fails().stderr_has("No such manifest");
+    // And berth pulls the platform it wants from it.
+    b.ok(&format!("pull -q --platform linux/arm64 {list}"));
+    assert_eq!(arch_of(&b, &format!("--platform linux/arm64 {list}")), "linux/arm64/v8");
+}
+
+/// `buildx imagetools create` from an index and an image into two tags of other repositories
+/// (blobs mounted), with an index annotation; `--append`; inspect's three outputs.
+#[test]
+fn imagetools_create_append_and_inspect() {
+    let multi = fixture("library/busybox-multi:latest");
+    let qemu = fixture("library/busybox-qemu:latest");
+    let host = registries().plain.clone();
+    let a = format!("{host}/{}:v1", unique_repo("mp-it-a"));
+    let c = format!("{host}/{}:v1", unique_repo("mp-it-c"));
+    let arm_only = format!("{host}/library/busybox-qemu@{}", child_digest(&qemu, "arm64"));
+    let amd_only = format!("{host}/library/busybox-multi@{}", child_digest(&multi, "amd64"));
+    let b = Berth::new();
+    b.ok_args([
+        "buildx",
+        "imagetools",
+        "create",
+        "-t",
+        a.as_str(),
+        "-t",
+        c.as_str(),
+        "--annotation",
+        "index:org.opencontainers.image.title=berth",
+        amd_only.as_str(),
+    ]);
+    for t in [&a, &c] {
+        let raw = skopeo_raw(t);
+        assert_eq!(raw["mediaType"], "application/vnd.oci.image.index.v1+json");
+        assert_eq!(raw["annotations"]["org.opencontainers.image.title"], "berth");
+        assert_eq!(raw["manifests"].as_array().map(Vec::len), Some(1));
+    }
+    b.ok_args(["buildx", "imagetools", "create", "--append", "-t", a.as_str(), arm_only.as_str()]);
+    let raw = skopeo_raw(&a);
+    let archs: Vec<&str> =
+        raw["manifests"].as_array().map(|m| m.iter().filter_map(|d| d["platform"]["architecture"].as_str()).collect()).unwrap_or_default();
+    assert_eq!(archs, vec!["amd64", "arm64"], "{raw:#}");
+    // podman pulls the arm64 image of it (blobs were copied into the new repository).
+    let p = Podman::new();
+    let r = p.run(["pull", "-q", "--tls-verify=false", "--platform", "linux/arm64", a.as_str()]);
+    assert!(r.success(), "podman pull: {}", r.stderr);
+
+    let text = b.ok_args(["buildx", "imagetools", "inspect", multi.as_str()]).stdout;
+    assert!(text.starts_with(&format!("Name:      {multi}\nMediaType: application/vnd.oci.image.index.v1+json\n")), "{text}");
+    for p in ["linux/amd64", "linux/arm64/v8", "linux/arm/v7"] {
+        assert!(text.contains(&format!("  Platform:    {p}\n")), "{text}");
+    }
+    let raw_out = b.ok_args(["buildx", "imagetools", "inspect", "--raw", multi.as_str()]).json();
+    assert_eq!(raw_out, skopeo_raw(&multi));
+    let m = b.ok_args(["buildx", "imagetools", "inspect", "--format", "{{json .Manifest}}", multi.as_str()]).json();
+    assert_eq!(m["mediaType"], "application/vnd.oci.image.index.v1+json");
+    assert_eq!(m["digest"], skopeo_inspect(&multi, &[])["Digest"]);
+    assert_eq!(m["manifests"].as_array().map(Vec::len), Some(3));
+}
+
+/// berth builds FROM a multi-platform image that podman assembled and pushed.
+#[test]
+fn build_from_a_podman_pushed_manifest_list() {
+    let qemu = fixture("library/busybox-qemu:latest");
+    if !emulator_registered() {
+        eprintln!("SKIPPED: no qemu-aarch64 registered with binfmt_misc's F flag (scripts/ci/install-deps.sh)");
+        return;
+    }
+    let host = registries().plain.clone();
+    let list = format!("{host}/{}:v1", unique_repo("mp-podman"));
+    let p = Podman::new();
+    let ok = |args: &[&str]| {
+        let r = p.run(args);
+        assert!(r.success(), "podman {args:?}: {}", r.stderr);
+    };
+    ok(&["manifest", "create", "mp-podman-list"]);
+    for arch in ["amd64", "arm64"] {
+        let src = format!("docker://{host}/library/busybox-qemu@{}", child_digest(&qemu, arch));
+        ok(&["manifest", "add", "--tls-verify=false", "mp-podman-list", src.as_str()]);
+    }
+    ok(&["manifest", "push", "--all", "--tls-verify=false", "mp-podman-list", &format!("docker://{list}")]);
+
+    let ctx = tempdir("mp-from-podman");
+    std::fs::write(ctx.path().join("Dockerfile"), format!("FROM {list}\nRUN uname -m > /arch\n")).expect("write");
+    let b = Berth::new();
+    let tag = format!("{host}/{}:v1", unique_repo("mp-from-podman-out"));
+    b.ok_args(["build", "-q", "--platform", "linux/amd64,linux/arm64", "-t", tag.as_str(), ctx.path().to_str().unwrap_or_default()]);
+    let arm = b.ok_args(["run", "--rm", "--platform", "linux/arm64", tag.as_str(), "cat", "/arch", "/etc/berth-fixture-platform"]);
+    assert_eq!(arm.lines(), vec!["aarch64".to_string(), "linux/arm64".to_string()]);
+    let amd = b.ok_args(["run", "--rm", "--platform", "linux/amd64", tag.as_str(), "cat", "/arch"]);
+    assert_eq!(amd.stdout.trim(), "x86_64");
+}
