@@ -181,7 +181,8 @@ mod tests {
             "enabled\ninterpreter /usr/libexec/qemu-binfmt/aarch64-binfmt-P\nflags: PF\noffset 0\n",
         )
         .unwrap();
-        std::fs::write(d.path().join("qemu-riscv64"), "enabled\ninterpreter /usr/bin/qemu-riscv64\nflags: P\n").unwrap();
+        std::fs::write(d.path().join("qemu-riscv64"), "enabled\ninterpreter /usr/bin/qemu-riscv64\nflags: P\n")
+            .unwrap();
         std::fs::write(d.path().join("python3.11"), "enabled\ninterpreter /usr/bin/python3.11\nflags: \n").unwrap();
         let e = emulators_in(d.path());
         assert_eq!(e.len(), 2);

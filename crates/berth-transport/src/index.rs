@@ -130,7 +130,8 @@ pub fn prepare_push(
             continue;
         }
         if !image_complete(store, d) {
-            missing.push(d.platform.as_ref().map(|p| p.clone().normalized().to_string()).unwrap_or(d.digest.to_string()));
+            missing
+                .push(d.platform.as_ref().map(|p| p.clone().normalized().to_string()).unwrap_or(d.digest.to_string()));
             continue;
         }
         let img = store.load_image(d)?;

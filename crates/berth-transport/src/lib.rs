@@ -4,8 +4,8 @@
 
 pub mod copy;
 pub mod endpoint;
-pub mod index;
 mod error;
+pub mod index;
 pub mod layout;
 pub mod lists;
 pub mod observer;

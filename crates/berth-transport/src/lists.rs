@@ -148,12 +148,7 @@ impl ListStore {
 /// Makes `src` (an image manifest or an index, by digest) and every blob it needs available
 /// in `target`'s repository, by digest: blobs are mounted when both are on one registry,
 /// copied otherwise. Returns whether bytes were moved.
-pub async fn copy_into(
-    client: &Client,
-    src: &Reference,
-    target: &Reference,
-    obs: Arc<dyn Observer>,
-) -> Result<bool> {
+pub async fn copy_into(client: &Client, src: &Reference, target: &Reference, obs: Arc<dyn Observer>) -> Result<bool> {
     let source = Source::Registry(Box::new(RegistrySource::new(client.clone(), src.clone())));
     let sink = Sink::Registry(Box::new(RegistrySink::new(client.clone(), target.repo_only())));
     // Named by digest only: nothing is tagged at the destination.
@@ -225,7 +220,12 @@ mod tests {
             subject: None,
             annotations: None,
         };
-        Remote { reference: Reference::parse_normalized("a/b:c").unwrap(), desc: d, bytes: vec![], doc: ManifestDoc::Image(m) }
+        Remote {
+            reference: Reference::parse_normalized("a/b:c").unwrap(),
+            desc: d,
+            bytes: vec![],
+            doc: ManifestDoc::Image(m),
+        }
     }
 
     #[test]
@@ -250,7 +250,10 @@ mod tests {
         assert_eq!(ls.load(&name).unwrap(), None);
         let l = LocalList {
             name: name.to_string(),
-            entries: vec![ListEntry { reference: "x".into(), descriptor: remote(media::OCI_MANIFEST, 1, "linux/amd64").desc }],
+            entries: vec![ListEntry {
+                reference: "x".into(),
+                descriptor: remote(media::OCI_MANIFEST, 1, "linux/amd64").desc,
+            }],
         };
         ls.save(&l).unwrap();
         assert_eq!(ls.load(&name).unwrap(), Some(l.clone()));

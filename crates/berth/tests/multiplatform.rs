@@ -8,11 +8,8 @@ use common::*;
 
 fn arch_of(b: &Berth, args: &str) -> String {
     let v = b.ok(&format!("image inspect {args}")).json();
-    let p = format!(
-        "{}/{}",
-        v[0]["Os"].as_str().unwrap_or_default(),
-        v[0]["Architecture"].as_str().unwrap_or_default()
-    );
+    let p =
+        format!("{}/{}", v[0]["Os"].as_str().unwrap_or_default(), v[0]["Architecture"].as_str().unwrap_or_default());
     match v[0]["Variant"].as_str() {
         Some(var) if !var.is_empty() => format!("{p}/{var}"),
         _ => p,
@@ -236,7 +233,8 @@ fn build_two_platforms_shares_the_build_platform_stage_and_pushes_an_index() {
     let cached = r.stderr.lines().filter(|l| l.ends_with("CACHED")).count();
     assert!(runs >= 2 && cached >= 1, "expected the shared stage cached for the second platform:\n{}", r.stderr);
 
-    let arm = b.ok_args(["run", "--rm", "--platform", "linux/arm64", tag.as_str(), "cat", "/target.txt", "/build-arch"]);
+    let arm =
+        b.ok_args(["run", "--rm", "--platform", "linux/arm64", tag.as_str(), "cat", "/target.txt", "/build-arch"]);
     assert_eq!(arm.lines(), vec!["linux/arm64 linux arm64 [] amd64 aarch64".to_string(), "x86_64".to_string()]);
     let amd = b.ok_args(["run", "--rm", "--platform", "linux/amd64", tag.as_str(), "cat", "/target.txt"]);
     assert_eq!(amd.stdout.trim(), "linux/amd64 linux amd64 [] amd64 x86_64");
@@ -269,7 +267,8 @@ fn build_two_platforms_shares_the_build_platform_stage_and_pushes_an_index() {
 fn build_oci_mediatypes_false_pushes_a_docker_manifest_list() {
     let base = fixture("library/busybox-multi:list");
     let ctx = tempdir("mp-build-list");
-    std::fs::write(ctx.path().join("Dockerfile"), format!("FROM {base}\nCOPY Dockerfile /\n")).expect("write Dockerfile");
+    std::fs::write(ctx.path().join("Dockerfile"), format!("FROM {base}\nCOPY Dockerfile /\n"))
+        .expect("write Dockerfile");
     let host = registries().plain.clone();
     let tag = format!("{host}/{}:v1", unique_repo("mp-list"));
     let b = Berth::new();
@@ -335,7 +334,9 @@ fn manifest_create_annotate_push_purge() {
     b.ok_args(["manifest", "create", list.as_str(), arm.as_str(), single.as_str()])
         .stdout_has(&format!("Created manifest list {list}"));
     // An index is refused as an entry; re-creating needs --amend.
-    b.run_args(["manifest", "create", "--amend", list.as_str(), multi.as_str()]).fails().stderr_has("is a manifest list");
+    b.run_args(["manifest", "create", "--amend", list.as_str(), multi.as_str()])
+        .fails()
+        .stderr_has("is a manifest list");
     b.run_args(["manifest", "create", list.as_str(), single.as_str()]).fails().stderr_has("--amend");
     b.ok_args(["manifest", "annotate", "--os-features", "sse4", "--variant", "v2", list.as_str(), single.as_str()]);
     let local = b.ok_args(["manifest", "inspect", list.as_str()]).json();
@@ -392,8 +393,10 @@ fn imagetools_create_append_and_inspect() {
     }
     b.ok_args(["buildx", "imagetools", "create", "--append", "-t", a.as_str(), arm_only.as_str()]);
     let raw = skopeo_raw(&a);
-    let archs: Vec<&str> =
-        raw["manifests"].as_array().map(|m| m.iter().filter_map(|d| d["platform"]["architecture"].as_str()).collect()).unwrap_or_default();
+    let archs: Vec<&str> = raw["manifests"]
+        .as_array()
+        .map(|m| m.iter().filter_map(|d| d["platform"]["architecture"].as_str()).collect())
+        .unwrap_or_default();
     assert_eq!(archs, vec!["amd64", "arm64"], "{raw:#}");
     // podman pulls the arm64 image of it (blobs were copied into the new repository).
     let p = Podman::new();
@@ -401,7 +404,10 @@ fn imagetools_create_append_and_inspect() {
     assert!(r.success(), "podman pull: {}", r.stderr);
 
     let text = b.ok_args(["buildx", "imagetools", "inspect", multi.as_str()]).stdout;
-    assert!(text.starts_with(&format!("Name:      {multi}\nMediaType: application/vnd.oci.image.index.v1+json\n")), "{text}");
+    assert!(
+        text.starts_with(&format!("Name:      {multi}\nMediaType: application/vnd.oci.image.index.v1+json\n")),
+        "{text}"
+    );
     for p in ["linux/amd64", "linux/arm64/v8", "linux/arm/v7"] {
         assert!(text.contains(&format!("  Platform:    {p}\n")), "{text}");
     }
@@ -439,8 +445,25 @@ fn build_from_a_podman_pushed_manifest_list() {
     std::fs::write(ctx.path().join("Dockerfile"), format!("FROM {list}\nRUN uname -m > /arch\n")).expect("write");
     let b = Berth::new();
     let tag = format!("{host}/{}:v1", unique_repo("mp-from-podman-out"));
-    b.ok_args(["build", "-q", "--platform", "linux/amd64,linux/arm64", "-t", tag.as_str(), ctx.path().to_str().unwrap_or_default()]);
-    let arm = b.ok_args(["run", "--rm", "--platform", "linux/arm64", tag.as_str(), "cat", "/arch", "/etc/berth-fixture-platform"]);
+    b.ok_args([
+        "build",
+        "-q",
+        "--platform",
+        "linux/amd64,linux/arm64",
+        "-t",
+        tag.as_str(),
+        ctx.path().to_str().unwrap_or_default(),
+    ]);
+    let arm = b.ok_args([
+        "run",
+        "--rm",
+        "--platform",
+        "linux/arm64",
+        tag.as_str(),
+        "cat",
+        "/arch",
+        "/etc/berth-fixture-platform",
+    ]);
     assert_eq!(arm.lines(), vec!["aarch64".to_string(), "linux/arm64".to_string()]);
     let amd = b.ok_args(["run", "--rm", "--platform", "linux/amd64", tag.as_str(), "cat", "/arch"]);
     assert_eq!(amd.stdout.trim(), "x86_64");

@@ -93,18 +93,14 @@ fn create(ctx: &Ctx, a: &ManifestCreateArgs) -> Result<i32> {
 
 fn find_entry<'a>(list: &'a mut LocalList, image: &Reference) -> Option<&'a mut ListEntry> {
     let s = image.to_string();
-    list.entries.iter_mut().find(|e| {
-        e.reference == s || image.digest().is_some_and(|d| &e.descriptor.digest == d)
-    })
+    list.entries.iter_mut().find(|e| e.reference == s || image.digest().is_some_and(|d| &e.descriptor.digest == d))
 }
 
 fn annotate(ctx: &Ctx, a: &ManifestAnnotateArgs) -> Result<i32> {
     let store = ctx.store()?;
     let lists = ListStore::open(store);
     let name = parse_ref(&a.list)?;
-    let mut list = lists
-        .load(&name)?
-        .ok_or_else(|| exit_with(1, format!("No such manifest: {}", name.familiar())))?;
+    let mut list = lists.load(&name)?.ok_or_else(|| exit_with(1, format!("No such manifest: {}", name.familiar())))?;
     let image = parse_ref(&a.image)?;
     let entry = find_entry(&mut list, &image)
         .ok_or_else(|| exit_with(1, format!("manifest for image {} does not exist in {}", image, name)))?;
@@ -125,8 +121,12 @@ fn annotate(ctx: &Ctx, a: &ManifestAnnotateArgs) -> Result<i32> {
         p.os_version = Some(v.clone());
     }
     // docker checks the pair against Go's known values.
-    Platform::parse(&format!("{}/{}", p.os, p.architecture))
-        .map_err(|_| exit_with(1, format!("manifest entry for image has unsupported os/arch combination: {}/{}", p.os, p.architecture)))?;
+    Platform::parse(&format!("{}/{}", p.os, p.architecture)).map_err(|_| {
+        exit_with(
+            1,
+            format!("manifest entry for image has unsupported os/arch combination: {}/{}", p.os, p.architecture),
+        )
+    })?;
     entry.descriptor.platform = Some(p);
     lists.save(&list)?;
     Ok(0)
@@ -278,13 +278,16 @@ fn rm(ctx: &Ctx, a: &ManifestRmArgs) -> Result<i32> {
 fn parse_annotations(v: &[String]) -> Result<Vec<(String, String)>> {
     let mut out = Vec::new();
     for a in v {
-        let (k, val) = a.split_once('=').ok_or_else(|| exit_with(1, format!("invalid annotation {a:?}: expected KEY=VALUE")))?;
+        let (k, val) =
+            a.split_once('=').ok_or_else(|| exit_with(1, format!("invalid annotation {a:?}: expected KEY=VALUE")))?;
         let k = match k.split_once(':') {
             Some(("index", key)) => key,
             Some((level, _)) if !level.contains('.') => {
                 return Err(exit_with(
                     1,
-                    format!("annotation {a:?}: only index-level annotations are supported (KEY=VALUE or index:KEY=VALUE)"),
+                    format!(
+                        "annotation {a:?}: only index-level annotations are supported (KEY=VALUE or index:KEY=VALUE)"
+                    ),
                 ));
             }
             _ => k,

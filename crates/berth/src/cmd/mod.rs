@@ -3,8 +3,8 @@
 pub mod archive;
 mod build;
 pub mod containers;
-mod manifest;
 pub mod images;
+mod manifest;
 pub mod registry;
 mod system;
 

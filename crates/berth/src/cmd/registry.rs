@@ -181,7 +181,8 @@ fn up_to_date(
     }
     let pulled_from = r.repo_only().with_digest(remote.clone());
     let same = store.ref_descriptor(&pulled_from)?.is_some_and(|d| {
-        &d.digest == &local.digest || (local_id.is_some() && store.load_image(&d).ok().map(|img| img.id).as_ref() == local_id)
+        d.digest == local.digest
+            || (local_id.is_some() && store.load_image(&d).ok().map(|img| img.id).as_ref() == local_id)
     });
     Ok(same && berth_transport::index::image_complete(store, local))
 }

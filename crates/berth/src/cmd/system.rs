@@ -144,8 +144,7 @@ pub fn info(ctx: &Ctx) -> Result<i32> {
     writeln!(out, " Architecture: {}", berth_types::Platform::host())?;
     // What `run --platform` and multi-platform builds can execute here (natively or through
     // QEMU emulators registered with binfmt_misc's fix-binary flag).
-    let platforms: Vec<String> =
-        berth_runtime::emulation::runnable_platforms().iter().map(|p| p.to_string()).collect();
+    let platforms: Vec<String> = berth_runtime::emulation::runnable_platforms().iter().map(|p| p.to_string()).collect();
     writeln!(out, " Platforms: {}", platforms.join(", "))?;
     Ok(0)
 }
