@@ -69,8 +69,8 @@ for p in linux/amd64 linux/arm64; do
 done
 
 berth_cmd() { echo "$BERTH --root $bstore build -q --no-cache --platform $platforms -t bench-mp:$1 $work/$1"; }
-buildah_cmd() { echo "$bah build -q --no-cache --tls-verify=false --pull=never --platform $platforms --manifest bench-mp-$1 $work/$1"; }
-podman_cmd() { echo "$pod build -q --no-cache --tls-verify=false --pull=never --platform $platforms --manifest bench-mp-$1 $work/$1"; }
+buildah_cmd() { echo "$bah build -q --no-cache --tls-verify=false --platform $platforms --manifest bench-mp-$1 $work/$1"; }
+podman_cmd() { echo "$pod build -q --no-cache --tls-verify=false --platform $platforms --manifest bench-mp-$1 $work/$1"; }
 clean_buildah() { echo "$bah manifest rm bench-mp-$1 >/dev/null 2>&1 || true; $bah rmi --prune >/dev/null 2>&1 || true"; }
 clean_podman() { echo "$pod manifest rm bench-mp-$1 >/dev/null 2>&1 || true; $pod image prune -f >/dev/null 2>&1 || true"; }
 versions=(--version-for berth="$BERTH --version" --version-for buildah="buildah --version" --version-for podman="podman --version")
