@@ -80,6 +80,10 @@ pub struct BuildOptions {
     /// The platform the build runs on (BUILDPLATFORM; the host's). `FROM --platform=$BUILDPLATFORM`
     /// stages run natively; others run under emulation when `platform` is foreign.
     pub build_platform: Platform,
+    /// Set for the builds of a multi-platform build: step names carry their stage's platform
+    /// (`[linux/arm64 stage-1 2/3] RUN …`, as BuildKit prints them) and vertex ids are kept
+    /// apart between the platforms sharing one progress display.
+    pub show_platform: bool,
     pub named_contexts: BTreeMap<String, NamedContext>,
     pub source_date_epoch: Option<i64>,
     pub runtime: RuntimeOptions,
@@ -131,7 +135,8 @@ pub fn build(
     for r in &opts.cache_from_records {
         cache = cache.with_remote(r.clone());
     }
-    let v = "load-def";
+    let v_id = if opts.show_platform { format!("load-def-{}", opts.platform) } else { "load-def".to_string() };
+    let v = v_id.as_str();
     progress.start(v, &format!("[internal] load build definition from {}", opts.dockerfile_name));
     progress.status(v, "transferring dockerfile", opts.dockerfile.len() as u64, opts.dockerfile.len() as u64, true);
     let parsed = match parse_dockerfile(&opts.dockerfile) {
@@ -182,7 +187,7 @@ pub fn build(
             None => (r.clone(), false),
         };
         let vname = format!("[internal] load metadata for {}", display_name(&lookup));
-        let vid = format!("meta-{key}");
+        let vid = if opts.show_platform { format!("meta-{key}-{platform}") } else { format!("meta-{key}") };
         progress.start(&vid, &vname);
         match provider.image(&lookup, &platform, opts.pull) {
             Ok(p) => {
@@ -215,7 +220,8 @@ pub fn build(
     let plan = plan_parsed(&parsed, &plan_opts)?;
 
     if let Some(root) = opts.context.root() {
-        let vid = "context";
+        let vid_s = if opts.show_platform { format!("context-{}", opts.platform) } else { "context".to_string() };
+        let vid = vid_s.as_str();
         progress.start(vid, "[internal] load build context");
         let size = opts.context.size();
         progress.status(vid, "transferring context", size, size, true);

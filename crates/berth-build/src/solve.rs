@@ -179,7 +179,7 @@ impl Solver<'_> {
 
     fn next_vertex(&self) -> String {
         let n = self.vertex.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        format!("v{n}")
+        if self.opts.show_platform { format!("{}-v{n}", self.opts.platform) } else { format!("v{n}") }
     }
 
     fn stage_label(&self, st: &PlannedStage) -> Option<String> {
@@ -191,7 +191,14 @@ impl Solver<'_> {
 
     fn run_stage(&self, st: &PlannedStage, board: &Board) -> Result<State> {
         let visible = 1 + st.steps.iter().filter(|s| is_visible(&s.command.instruction)).count();
-        let label = self.stage_label(st);
+        let mut label = self.stage_label(st);
+        if self.opts.show_platform {
+            let p = crate::stage_platform(st, self.opts)?;
+            label = Some(match label {
+                Some(l) => format!("{p} {l}"),
+                None => p.to_string(),
+            });
+        }
         let name = |i: usize, text: &str| match &label {
             Some(l) => format!("[{l} {i}/{visible}] {text}"),
             None => format!("[{i}/{visible}] {text}"),

@@ -466,6 +466,7 @@ pub fn build(ctx: &Ctx, a: &BuildArgs) -> Result<i32> {
         network,
         platform: platforms[0].clone(),
         build_platform: host.clone(),
+        show_platform: multi,
         named_contexts: named,
         source_date_epoch,
         runtime,
