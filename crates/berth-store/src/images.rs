@@ -24,6 +24,17 @@ impl LocalImage {
         &self.config.rootfs.diff_ids
     }
 
+    /// The platform the image's config declares (linux and the host's architecture for the
+    /// fields it leaves empty).
+    pub fn platform(&self) -> Platform {
+        let host = Platform::host();
+        Platform::new(
+            if self.config.os.is_empty() { "linux" } else { &self.config.os },
+            if self.config.architecture.is_empty() { &host.architecture } else { &self.config.architecture },
+            self.config.variant.as_deref(),
+        )
+    }
+
     /// True when the manifest uses Docker schema 2 media types.
     pub fn is_docker_format(&self) -> bool {
         media::is_docker(&self.manifest_desc.media_type)

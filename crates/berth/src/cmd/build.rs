@@ -221,11 +221,7 @@ impl Provider for StoreProvider<'_> {
         // holds one platform whatever is asked).
         if !pull
             && let Ok(image) = self.store.resolve_image(&r.to_string(), Some(platform))
-            && platform.matches(&Platform::new(
-                if image.config.os.is_empty() { "linux" } else { &image.config.os },
-                if image.config.architecture.is_empty() { "amd64" } else { &image.config.architecture },
-                image.config.variant.as_deref(),
-            ))
+            && platform.matches(&image.platform())
         {
             return Ok(ProvidedImage { name: r.to_string(), image });
         }

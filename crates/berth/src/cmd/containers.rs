@@ -165,14 +165,8 @@ fn random_name(taken: &HashSet<String>) -> String {
     format!("berth_{}", &r[..12])
 }
 
-/// The platform an image's config declares (linux and the host's architecture when unset).
 fn platform_of(img: &LocalImage) -> Platform {
-    let host = Platform::host();
-    Platform::new(
-        if img.config.os.is_empty() { "linux" } else { &img.config.os },
-        if img.config.architecture.is_empty() { &host.architecture } else { &img.config.architecture },
-        img.config.variant.as_deref(),
-    )
+    img.platform()
 }
 
 /// Resolves (pulling when allowed) the image a container runs.

@@ -316,6 +316,10 @@ fn for_platform(
 ) -> Result<ImageRecord, StoreError> {
     let Some(p) = platform else { return Ok(rec) };
     let img = store.resolve_image(name, Some(p))?;
+    // A single-platform image of another platform is not what was asked for.
+    if !p.matches(&img.platform()) {
+        return Err(StoreError::NoSuchImage(format!("{name} (for platform {p}; it is {})", img.platform())));
+    }
     rec.size = store.image_size(&img);
     rec.image = img;
     Ok(rec)
