@@ -220,12 +220,23 @@ pub fn push(ctx: &Ctx, a: &PushArgs) -> Result<i32> {
             .find_image(&t.to_string())
             .map_err(|_| exit_with(1, format!("An image does not exist locally with the tag: {}", t.familiar())))?;
         let desc = crate::cmd::images::source_descriptor(store, &t.to_string(), &rec)?;
+        // Blobs may be mountable from repositories of the same registry this image came from.
+        let mounts: Vec<String> = rec
+            .repo_tags
+            .iter()
+            .chain(rec.repo_digests.iter())
+            .filter(|r| r.domain() == t.domain() && r.path() != t.path())
+            .map(|r| r.path().to_string())
+            .collect();
         // A multi-platform image goes whole (each platform by digest, then the index under the
         // tag) unless --platform picks one.
         if platform.is_none()
             && let Some(idx) = berth_transport::index::stored_index(store, &desc)?
         {
-            let line = push_index(ctx, store, &client, t, &desc, &idx, compression, a, obs.clone())?;
+            let sink = Sink::Registry(Box::new(
+                RegistrySink::new(client.clone(), t.clone()).with_mount_candidates(mounts.clone()),
+            ));
+            let line = push_index(ctx, store, &sink, t, &desc, &idx, compression, a, obs.clone())?;
             writeln!(out, "{}", if a.quiet { t.familiar() } else { line })?;
             continue;
         }
@@ -242,14 +253,6 @@ pub fn push(ctx: &Ctx, a: &PushArgs) -> Result<i32> {
                 berth_transport::Root { desc, bytes, names: vec![] }
             }
         };
-        // Blobs may be mountable from repositories of the same registry this image came from.
-        let mounts: Vec<String> = rec
-            .repo_tags
-            .iter()
-            .chain(rec.repo_digests.iter())
-            .filter(|r| r.domain() == t.domain() && r.path() != t.path())
-            .map(|r| r.path().to_string())
-            .collect();
         let src = Source::open_local(&berth_transport::Endpoint::Store(t.to_string()), Some(store))?;
         let sink = Sink::Registry(Box::new(RegistrySink::new(client.clone(), t.clone()).with_mount_candidates(mounts)));
         let opts = CopyOptions {
@@ -498,7 +501,7 @@ fn ellipsis(s: &str, max: usize) -> String {
 fn push_index(
     ctx: &Ctx,
     store: &berth_store::Store,
-    client: &Client,
+    sink: &Sink,
     t: &Reference,
     desc: &berth_types::Descriptor,
     idx: &berth_types::Index,
@@ -515,10 +518,9 @@ fn push_index(
         );
     }
     let src = Source::open_local(&berth_transport::Endpoint::Store(t.to_string()), Some(store))?;
-    let sink = Sink::Registry(Box::new(RegistrySink::new(client.clone(), t.clone())));
     let opts = CopyOptions { max_concurrent: a.max_concurrent_uploads.max(1), ..Default::default() };
     for child in &prepared.children {
-        ctx.block_on(copy_root(&src, child, &sink, &opts, obs.clone()))?.map_err(|e| transport_err(e, t.domain()))?;
+        ctx.block_on(copy_root(&src, child, sink, &opts, obs.clone()))?.map_err(|e| transport_err(e, t.domain()))?;
     }
     let index = &prepared.index;
     ctx.block_on(sink.put_manifest(&index.desc, &index.bytes, Some(t)))?.map_err(|e| transport_err(e, t.domain()))?;
