@@ -279,8 +279,6 @@ fn build_oci_mediatypes_false_pushes_a_docker_manifest_list() {
         "linux/amd64,linux/arm/v7",
         "-o",
         &format!("type=image,name={tag},push=true,oci-mediatypes=false"),
-        "-t",
-        tag.as_str(),
         ctx.path().to_str().unwrap_or_default(),
     ]);
     let raw = skopeo_raw(&tag);

@@ -368,6 +368,20 @@ pub fn build(ctx: &Ctx, a: &BuildArgs) -> Result<i32> {
         let r = Reference::parse_normalized(t).map_err(|e| exit_with(1, format!("invalid tag {t:?}: {e}")))?;
         tags.push(r.with_default_tag());
     }
+    // `-o type=image,name=REF[,push=true]` names the result as -t does (BuildKit).
+    for o in &a.output {
+        let kv = csv_kv(o);
+        if matches!(kv.get("type").map(String::as_str), Some("image" | "registry" | "docker"))
+            && let Some(n) = kv.get("name").filter(|n| !n.is_empty())
+        {
+            let r = Reference::parse_normalized(n)
+                .map_err(|e| exit_with(1, format!("invalid name {n:?} in --output: {e}")))?
+                .with_default_tag();
+            if !tags.contains(&r) {
+                tags.push(r);
+            }
+        }
+    }
     let mut labels = BTreeMap::new();
     for l in &a.label {
         let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
