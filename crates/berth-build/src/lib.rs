@@ -167,6 +167,20 @@ pub fn build(
             }
         }
     }
+    // `COPY --from=IMAGE` and `--mount=from=IMAGE` read the target platform's image.
+    for st in &first.stages {
+        for step in &st.steps {
+            let sources = step.copy_from.iter().chain(step.mount_from.iter().flatten());
+            for src in sources {
+                if let berth_dockerfile::Source::Image(r) = src
+                    && !wanted.iter().any(|(wr, wp)| wr == r && *wp == opts.platform)
+                {
+                    wanted.push((r.clone(), opts.platform.clone()));
+                }
+            }
+        }
+    }
+    // Anything else the plan names (none today) is resolved for the target.
     for r in first.external_images() {
         if !wanted.iter().any(|(wr, _)| *wr == r) {
             wanted.push((r, opts.platform.clone()));
