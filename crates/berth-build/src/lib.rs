@@ -63,6 +63,7 @@ pub enum NamedContext {
 
 /// Everything one build needs. The Dockerfile is given as bytes; the context already loaded
 /// (with `.dockerignore` applied).
+#[derive(Clone)]
 pub struct BuildOptions {
     pub dockerfile: Vec<u8>,
     /// Name used in messages (`Dockerfile`, `Dockerfile.prod`).

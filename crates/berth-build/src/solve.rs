@@ -39,6 +39,27 @@ pub(crate) struct Solver<'a> {
 
 /// Set by [`cancel`]: steps not yet started fail with [`BuildError::Canceled`].
 static CANCELED: AtomicBool = AtomicBool::new(false);
+
+/// Steps being computed in this process, by cache key. The builds of a multi-platform build
+/// run side by side; a step whose key another build is computing (a `$BUILDPLATFORM` stage
+/// shared by every target) waits for it and then takes its result, so it runs once, as in
+/// BuildKit's single solve. Keys computed in this process are taken even under --no-cache
+/// (BuildKit's --no-cache also shares identical vertices within one solve).
+static IN_FLIGHT: Mutex<Option<HashMap<String, Arc<Mutex<()>>>>> = Mutex::new(None);
+static FRESH: Mutex<Option<std::collections::HashSet<String>>> = Mutex::new(None);
+
+fn key_lock(key: &str) -> Arc<Mutex<()>> {
+    let mut g = IN_FLIGHT.lock().unwrap_or_else(|p| p.into_inner());
+    g.get_or_insert_with(HashMap::new).entry(key.to_string()).or_default().clone()
+}
+
+fn fresh(key: &str) -> bool {
+    FRESH.lock().unwrap_or_else(|p| p.into_inner()).as_ref().is_some_and(|s| s.contains(key))
+}
+
+fn mark_fresh(key: &str) {
+    FRESH.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert_with(Default::default).insert(key.to_string());
+}
 /// Pids of the RUN helpers running now (see [`cancel`]).
 static RUNNING: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 
@@ -316,7 +337,11 @@ impl Solver<'_> {
         if let Ok(mut k) = self.used_keys.lock() {
             k.push(key.clone());
         }
-        if !no_cache && let Some(rec) = self.cache.get(&self.store, &key) {
+        let lock = key_lock(&key);
+        let _computing = lock.lock().unwrap_or_else(|p| p.into_inner());
+        if (!no_cache || fresh(&key))
+            && let Some(rec) = self.cache.get(&self.store, &key)
+        {
             if visible {
                 let v = self.next_vertex();
                 self.progress.cached(&v, vname);
@@ -393,6 +418,7 @@ impl Solver<'_> {
             &key,
             &Record { state: state.clone(), description: step_text(cmd), created: now(), last_used: now(), size },
         )?;
+        mark_fresh(&key);
         Ok(state)
     }
 

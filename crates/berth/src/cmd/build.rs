@@ -463,7 +463,7 @@ pub fn build(ctx: &Ctx, a: &BuildArgs) -> Result<i32> {
     }
     let add_hosts =
         a.add_host.iter().filter_map(|h| h.split_once(':').map(|(a, b)| (a.to_string(), b.to_string()))).collect();
-    let mut opts = BuildOptions {
+    let opts = BuildOptions {
         dockerfile: inputs.dockerfile.clone(),
         dockerfile_name: inputs.dockerfile_name.clone(),
         context: Arc::new(context),
@@ -505,11 +505,36 @@ pub fn build(ctx: &Ctx, a: &BuildArgs) -> Result<i32> {
     });
 
     let provider = StoreProvider { ctx, store: store.clone() };
+    // The platforms build side by side (their shared steps run once: see berth_build's
+    // in-flight keys); results are kept in the order the platforms were given.
+    let results: Vec<(Platform, std::result::Result<berth_build::BuildOutput, berth_build::BuildError>)> =
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = platforms
+                .iter()
+                .map(|p| {
+                    let mut o = opts.clone();
+                    o.platform = p.clone();
+                    let (store, provider, progress) = (&store, &provider, &progress);
+                    let p = p.clone();
+                    scope.spawn(move || {
+                        let r = berth_build::build(store, &o, provider, progress);
+                        (p, r)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        (Platform::host(), Err(berth_build::BuildError::Other("a platform's build panicked".into())))
+                    })
+                })
+                .collect()
+        });
     let mut built = Vec::new();
-    for p in &platforms {
-        opts.platform = p.clone();
-        match berth_build::build(&store, &opts, &provider, &progress) {
-            Ok(o) => built.push((p.clone(), o)),
+    for (p, r) in results {
+        match r {
+            Ok(o) => built.push((p, o)),
             Err(e) => return Ok(report_build_error(e, &progress, &dockerfile_text, &inputs.dockerfile_name)),
         }
     }
