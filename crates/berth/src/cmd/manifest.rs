@@ -132,8 +132,14 @@ fn annotate(ctx: &Ctx, a: &ManifestAnnotateArgs) -> Result<i32> {
     Ok(0)
 }
 
+/// docker manifest inspect's layout: JSON indented with tabs.
 fn pretty(v: &Value) -> Result<String> {
-    Ok(serde_json::to_string_pretty(v)?)
+    use serde::Serialize;
+    let mut out = Vec::new();
+    let mut ser =
+        serde_json::Serializer::with_formatter(&mut out, serde_json::ser::PrettyFormatter::with_indent(b"\t"));
+    v.serialize(&mut ser)?;
+    Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
 /// docker's `--verbose` record for one image manifest.
