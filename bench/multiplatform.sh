@@ -91,7 +91,7 @@ for s in "${scenarios[@]}"; do
 		$docker pull -q "$base" >/dev/null
 		bench --name multiplatform-cached --runs "$runs" --warmup 1 --baseline buildkit \
 			--tool berth="$BERTH --root $bstore build -q --platform $platforms -t bench-mp:cached $work/cross" \
-			--tool buildkit="DOCKER_BUILDKIT=1 $docker build -q -t bench-mp:cached $work/cross" \
+			--tool buildkit="DOCKER_BUILDKIT=1 $docker build --network host -q -t bench-mp:cached $work/cross" \
 			--version-for berth="$BERTH --version" --version-for buildkit="$docker version --format '{{.Server.Version}}'" \
 			--note "fully cached: berth two platforms, BuildKit the host's only; $note"
 		;;
