@@ -82,10 +82,10 @@ pub struct ListStore {
     dir: PathBuf,
 }
 
+/// The file of a list: the hash of its full name (no escaping that two names could share);
+/// the file records the name itself.
 fn file_name(name: &Reference) -> String {
-    // Docker's escaping: '/' and ':' become '_' (collisions are harmless here: the file
-    // records the full name and a mismatch reads as absent).
-    name.to_string().replace(['/', ':', '@'], "_")
+    format!("{}.json", Digest::sha256_of(name.to_string().as_bytes()).hex())
 }
 
 impl ListStore {
