@@ -97,6 +97,44 @@ impl Context {
         )
     }
 
+    /// Follows symlinks in `rel` (a path relative to the context) the way a copy of it reads
+    /// it, and returns the path it resolves to, relative to the context (`""` is the root).
+    /// Every step must survive `.dockerignore`: a link to an ignored file, or through an
+    /// ignored link or directory, resolves to nothing, as in BuildKit, where ignored files are
+    /// never sent to the builder. Absolute link targets and `..` stay inside the context.
+    pub fn resolve(&self, rel: &str) -> Option<String> {
+        let root = self.root.as_ref()?;
+        let mut resolved: Vec<String> = Vec::new();
+        let mut pending: Vec<String> = rel.split('/').rev().filter(|s| !s.is_empty()).map(str::to_string).collect();
+        let mut links = 0;
+        while let Some(c) = pending.pop() {
+            match c.as_str() {
+                "." => continue,
+                ".." => {
+                    resolved.pop();
+                    continue;
+                }
+                _ => {}
+            }
+            resolved.push(c);
+            let cand = resolved.join("/");
+            if *self.entries.get(&cand)? == EntryKind::Symlink {
+                links += 1;
+                if links > 255 {
+                    return None;
+                }
+                resolved.pop();
+                let target = std::fs::read_link(root.join(&cand)).ok()?;
+                let t = target.to_str()?;
+                if t.starts_with('/') {
+                    resolved.clear();
+                }
+                pending.extend(t.split('/').rev().filter(|s| !s.is_empty()).map(str::to_string));
+            }
+        }
+        Some(resolved.join("/"))
+    }
+
     /// Total bytes of regular files (BuildKit's "transferring context").
     pub fn size(&self) -> u64 {
         let Some(root) = &self.root else { return 0 };

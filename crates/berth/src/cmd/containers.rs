@@ -1028,10 +1028,12 @@ pub fn import(ctx: &Ctx, a: &ImportArgs) -> Result<i32> {
         let mut f = std::fs::File::create(tmp.path())?;
         std::io::copy(&mut std::io::stdin().lock(), &mut f)?;
     } else if src.starts_with("http://") || src.starts_with("https://") {
-        let st = std::process::Command::new("curl").args(["-fsSL", "-o"]).arg(tmp.path()).arg(src).status()?;
-        if !st.success() {
-            return Err(exit_with(1, format!("failed to download {src}")));
-        }
+        // berth's own HTTP stack (proxies, certs.d, insecure settings, redirects), streamed to
+        // the temp file.
+        let client = crate::cmd::registry::client(ctx)?;
+        let mut f = std::fs::OpenOptions::new().write(true).open(tmp.path())?;
+        ctx.block_on(client.download(src, &mut f, u64::MAX))?
+            .map_err(|e| exit_with(1, format!("failed to download {src}: {e}")))?;
     } else {
         std::fs::copy(src, tmp.path()).map_err(|e| exit_with(1, format!("open {src}: {e}")))?;
     }
