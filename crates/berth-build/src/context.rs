@@ -381,4 +381,35 @@ mod tests {
         let c3 = Context::load(t.path(), vec!["README.md".into()], Some(cache.path())).unwrap();
         assert_eq!(root1, c3.hash_tree("", None).unwrap());
     }
+
+    #[test]
+    fn symlinks_resolve_only_through_what_dockerignore_lets_in() {
+        use std::os::unix::fs::symlink;
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        std::fs::create_dir_all(r.join("secret")).unwrap();
+        std::fs::create_dir_all(r.join("pub/sub")).unwrap();
+        std::fs::write(r.join("secret.txt"), "s").unwrap();
+        std::fs::write(r.join("secret/key"), "k").unwrap();
+        std::fs::write(r.join("pub/sub/f"), "f").unwrap();
+        symlink("secret.txt", r.join("to-secret")).unwrap();
+        symlink("/secret/key", r.join("to-key")).unwrap();
+        symlink("pub/sub", r.join("to-sub")).unwrap();
+        symlink("../../../../pub/sub/f", r.join("pub/up")).unwrap();
+        symlink("to-secret", r.join("chain")).unwrap();
+        symlink("loop", r.join("loop")).unwrap();
+        let c = Context::load(r, vec!["secret.txt".into(), "secret".into()], None).unwrap();
+        assert_eq!(c.resolve("to-secret"), None);
+        assert_eq!(c.resolve("to-key"), None);
+        assert_eq!(c.resolve("chain"), None);
+        assert_eq!(c.resolve("loop"), None);
+        assert_eq!(c.resolve("nope"), None);
+        assert_eq!(c.resolve("to-sub").as_deref(), Some("pub/sub"));
+        assert_eq!(c.resolve("to-sub/f").as_deref(), Some("pub/sub/f"));
+        assert_eq!(c.resolve("pub/up").as_deref(), Some("pub/sub/f"), "`..` stays inside the context");
+        assert_eq!(c.resolve("").as_deref(), Some(""));
+        // Without the ignore file the same links resolve.
+        let all = Context::load(r, vec![], None).unwrap();
+        assert_eq!(all.resolve("chain").as_deref(), Some("secret.txt"));
+    }
 }

@@ -1239,9 +1239,13 @@ fn hash_source(ctx: &Context, rel: &str, exclude: Option<&berth_dockerfile::Patt
 /// segment of the URL's (percent-decoded) path, `__unnamed__` when the path has none. `.` and
 /// `..` are refused: they would name the destination directory or its parent.
 fn url_file_name(url: &str) -> Result<String> {
-    let u = url::Url::parse(url).map_err(|e| BuildError::Other(format!("invalid URL {url:?}: {e}")))?;
-    // The url crate already folds `/x/..` and `%2e%2e` segments; decoding may reveal `/`.
-    let decoded: String = percent_decode(u.path());
+    url::Url::parse(url).map_err(|e| BuildError::Other(format!("invalid URL {url:?}: {e}")))?;
+    // The path as written (the url crate would fold `/x/..` away, and Go's parser, which
+    // BuildKit uses, does not), decoded as Go decodes it.
+    let after = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+    let raw = after.find('/').and_then(|i| after.get(i..)).unwrap_or("");
+    let raw = raw.split(['?', '#']).next().unwrap_or("");
+    let decoded: String = percent_decode(raw);
     let base = decoded.trim_end_matches('/').rsplit('/').next().unwrap_or("");
     match base {
         "" => Ok("__unnamed__".to_string()),
@@ -1305,6 +1309,36 @@ fn verify_checksum(url: &str, file: &Path, want: &str) -> Result<()> {
         return Err(BuildError::Other(format!("digest mismatch for {url}: expected {want}, got sha256:{actual}")));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod input_tests {
+    use super::*;
+
+    #[test]
+    fn url_file_names_follow_buildkit_and_refuse_dot_segments() {
+        let ok = |u: &str| url_file_name(u).unwrap();
+        assert_eq!(ok("http://h/a/b.tar.gz"), "b.tar.gz");
+        assert_eq!(ok("http://h/a/b.txt?x=1#frag"), "b.txt");
+        assert_eq!(ok("http://h/dir/"), "dir");
+        assert_eq!(ok("http://h/"), "__unnamed__");
+        assert_eq!(ok("http://h"), "__unnamed__");
+        assert_eq!(ok("http://h/a%20b"), "a b");
+        assert_eq!(ok("http://h/x/a%2Fb"), "b");
+        for bad in ["http://h/x/..", "http://h/x/../", "http://h/x/.", "http://h/%2e%2e", "http://h/x/%2E%2E?q"] {
+            assert!(url_file_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn checksum_is_verified_from_the_file() {
+        let t = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(t.path(), b"hello\n").unwrap();
+        let good = "sha256:5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03";
+        verify_checksum("u", t.path(), good).unwrap();
+        assert!(verify_checksum("u", t.path(), &good.replace("58", "59")).is_err());
+        assert!(verify_checksum("u", t.path(), "sha512:00").is_err());
+    }
 }
 
 fn not_found_message(src: &str) -> String {

@@ -357,8 +357,9 @@ async fn upload_location_on_another_origin_gets_no_credentials() {
         let data = Bytes::from(random_blob(40 + i, 300_000));
         let dg = digest_of(&data);
         let po = PushOptions { chunked, chunk_size: 100_000, ..PushOptions::default() };
-        let out = c.push_blob(&r(&host, "team/up"), &dg, data.len() as u64, &BlobSource::bytes(data.clone()), &po);
-        assert_eq!(out.await.unwrap(), PushOutcome::Uploaded { chunked });
+        let (repo, src) = (r(&host, "team/up"), BlobSource::bytes(data.clone()));
+        let out = c.push_blob(&repo, &dg, data.len() as u64, &src, &po).await.unwrap();
+        assert_eq!(out, PushOutcome::Uploaded { chunked });
         assert!(f.has_blob("team/up", &dg.to_string()));
     }
     let log = f.requests();
