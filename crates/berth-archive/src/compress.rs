@@ -196,9 +196,7 @@ pub fn decode_any<R: Read + Send + 'static>(inner: R) -> io::Result<(ArchiveComp
             // 64 MiB; 1 GiB leaves room for any real archive).
             Box::new(lzma_rust2::XzReader::new_mem_limit(BufReader::with_capacity(READ_BUF, s), true, 1024 * 1024))
         }
-        ArchiveCompression::Bzip2 => {
-            Box::new(bzip2::read::MultiBzDecoder::new(BufReader::with_capacity(READ_BUF, s)))
-        }
+        ArchiveCompression::Bzip2 => Box::new(bzip2::read::MultiBzDecoder::new(BufReader::with_capacity(READ_BUF, s))),
     };
     Ok((c, r))
 }

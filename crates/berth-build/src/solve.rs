@@ -992,10 +992,8 @@ impl Solver<'_> {
                     // then copied into place.
                     let mut tmp = tempfile::NamedTempFile::new_in(self.store.root().join("tmp"))
                         .map_err(|e| BuildError::io(self.store.root(), e))?;
-                    let fetched = self
-                        .provider
-                        .fetch(&url, tmp.as_file_mut(), download_limit())
-                        .map_err(BuildError::Other)?;
+                    let fetched =
+                        self.provider.fetch(&url, tmp.as_file_mut(), download_limit()).map_err(BuildError::Other)?;
                     if let Some(sum) = &c.checksum {
                         verify_checksum(&url, tmp.path(), sum)?;
                     }

@@ -66,7 +66,10 @@ impl Client {
         out: &mut std::fs::File,
         limit: u64,
     ) -> Result<Downloaded> {
-        let io = |e: std::io::Error| RegistryError::Io { context: format!("writing the download of {}", redact_url(u)), source: e };
+        let io = |e: std::io::Error| RegistryError::Io {
+            context: format!("writing the download of {}", redact_url(u)),
+            source: e,
+        };
         out.set_len(0).map_err(io)?;
         out.rewind().map_err(io)?;
         let mut resp = http.get(u.clone()).send().await.map_err(|e| transport_error("GET", u, host, e))?;
@@ -107,4 +110,3 @@ pub fn unix_seconds(t: SystemTime) -> i64 {
         Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
     }
 }
-

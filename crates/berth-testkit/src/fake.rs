@@ -444,10 +444,7 @@ async fn handle(st: &Mutex<State>, req: Req, foreign: bool) -> Resp {
             let base = s.upload_base.clone().unwrap_or_default();
             response(
                 202,
-                &[
-                    ("Location", format!("{base}/v2/{name}/blobs/uploads/{id}?_state=opaque")),
-                    ("Range", "0-0".into()),
-                ],
+                &[("Location", format!("{base}/v2/{name}/blobs/uploads/{id}?_state=opaque")), ("Range", "0-0".into())],
                 full(""),
             )
         }

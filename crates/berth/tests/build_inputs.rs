@@ -79,9 +79,11 @@ fn dockerignore_applies_to_what_a_symlink_resolves_to() {
 fn a_symlinked_source_whose_target_changed_misses_the_cache() {
     let b = builder();
     let ctx = Ctx::new("FROM busybox\nCOPY link /x\nCOPY dirlink/ /d/\n");
-    ctx.file("a.txt", "one\n").file("b.txt", "bee\n").file("dir/f", "f1\n").symlink("link", "a.txt").symlink(
-        "dirlink", "dir",
-    );
+    ctx.file("a.txt", "one\n")
+        .file("b.txt", "bee\n")
+        .file("dir/f", "f1\n")
+        .symlink("link", "a.txt")
+        .symlink("dirlink", "dir");
     let t = tag("symlink-cache");
     build_ok(&b, ctx.path(), &["-t", &t]);
     assert_eq!(saved(&b, &t).fs.text("/x"), "one\n");
@@ -110,7 +112,12 @@ fn add_url_names_files_safely_and_uses_no_host_program() {
     std::fs::write(srv_dir.path().join("big.bin"), vec![7u8; 4096]).expect("write");
     // A fixed Last-Modified (python's http.server sends the file's mtime).
     let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_600_000_000);
-    std::fs::File::options().write(true).open(srv_dir.path().join("file.txt")).expect("open").set_modified(when).expect("mtime");
+    std::fs::File::options()
+        .write(true)
+        .open(srv_dir.path().join("file.txt"))
+        .expect("open")
+        .set_modified(when)
+        .expect("mtime");
     packed_tree(srv_dir.path(), "remote.tar.xz", "xz");
     let srv = HttpServer::start(srv_dir.path());
 
@@ -143,7 +150,8 @@ fn add_url_names_files_safely_and_uses_no_host_program() {
     assert!(s.fs.has("/remote/remote.tar.xz"), "remote archives are not extracted");
 
     // A wrong checksum, a missing file and a download over the size limit fail cleanly.
-    let bad = Ctx::new(&format!("FROM busybox\nADD --checksum=sha256:{} {} /dl/\n", "0".repeat(64), srv.url("file.txt")));
+    let bad =
+        Ctx::new(&format!("FROM busybox\nADD --checksum=sha256:{} {} /dl/\n", "0".repeat(64), srv.url("file.txt")));
     build_no_path(&b, bad.path(), &[]).code(1).stderr_has("digest mismatch");
     let missing = Ctx::new(&format!("FROM busybox\nADD {} /dl/\n", srv.url("nope.txt")));
     build_no_path(&b, missing.path(), &[]).code(1).stderr_has("404");
@@ -157,7 +165,8 @@ fn add_url_names_files_safely_and_uses_no_host_program() {
 #[test]
 fn add_extracts_xz_and_bzip2_without_host_programs() {
     let b = builder();
-    let ctx = Ctx::new("FROM busybox\nADD t.tar.xz /xz/\nADD t.tar.bz2 /bz2/\nADD t.tar.gz /gz/\nADD t.tar.zst /zst/\n");
+    let ctx =
+        Ctx::new("FROM busybox\nADD t.tar.xz /xz/\nADD t.tar.bz2 /bz2/\nADD t.tar.gz /gz/\nADD t.tar.zst /zst/\n");
     packed_tree(ctx.path(), "t.tar.xz", "xz");
     packed_tree(ctx.path(), "t.tar.bz2", "bzip2");
     packed_tree(ctx.path(), "t.tar.gz", "gzip");

@@ -124,8 +124,7 @@ fn materialize(store: &Store, input: Option<&Path>) -> Result<(PathBuf, Option<S
     ));
     let spool = Spool(path.clone());
     let mut f = std::fs::File::create(&path)?;
-    std::io::copy(&mut decoded, &mut f)
-        .with_context(|| format!("reading the {} archive", compression.name()))?;
+    std::io::copy(&mut decoded, &mut f).with_context(|| format!("reading the {} archive", compression.name()))?;
     f.flush()?;
     Ok((path, Some(spool)))
 }
