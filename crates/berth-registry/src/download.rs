@@ -73,8 +73,18 @@ impl Client {
         out.set_len(0).map_err(io)?;
         out.rewind().map_err(io)?;
         let mut resp = http.get(u.clone()).send().await.map_err(|e| transport_error("GET", u, host, e))?;
-        if !resp.status().is_success() {
+        let status = resp.status().as_u16();
+        if matches!(status, 408 | 429 | 500 | 502 | 503 | 504) {
+            // Retryable: keep the API error (with Retry-After) for the retry loop.
             return Err(RegistryError::Api(Box::new(api_error(resp, "GET", host).await)));
+        }
+        if !resp.status().is_success() {
+            // BuildKit's wording for a failed HTTP source.
+            return Err(RegistryError::BadResponse {
+                method: "GET".into(),
+                url: redact_url(u),
+                message: format!("invalid response status {status}"),
+            });
         }
         let too_large = || RegistryError::DownloadTooLarge { url: redact_url(u), limit };
         let announced = resp.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
