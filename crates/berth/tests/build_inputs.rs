@@ -227,3 +227,15 @@ fn load_reads_xz_and_bzip2_archives_without_host_programs() {
         run_cmd(no_path(&Berth::new(), &["load", "-i", broken.to_str().unwrap_or_default()])).code(1);
     }
 }
+
+#[test]
+fn import_url_of_an_xz_tarball_uses_no_host_program() {
+    let srv_dir = tempdir("http-import");
+    packed_tree(srv_dir.path(), "rootfs.tar.xz", "xz");
+    let srv = HttpServer::start(srv_dir.path());
+    let b = Berth::new();
+    let name = tag("import-url");
+    run_cmd(no_path(&b, &["import", &srv.url("rootfs.tar.xz"), &name])).ok();
+    assert_eq!(b.image_ids().len(), 1);
+    run_cmd(no_path(&b, &["import", &srv.url("missing.tar"), &name])).code(1).stderr_has("404");
+}
