@@ -16,7 +16,7 @@ PACKAGES=(
 	conmon catatonit containernetworking-plugins golang-github-containers-common
 	uidmap slirp4netns fuse-overlayfs iptables tini
 	# fixture building
-	busybox-static debootstrap jq pigz zstd gzip xz-utils tar coreutils openssl
+	busybox-static debootstrap jq pigz zstd gzip xz-utils bzip2 tar coreutils openssl
 	apache2-utils ca-certificates curl python3
 	# benchmarks
 	hyperfine time

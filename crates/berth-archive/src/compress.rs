@@ -143,6 +143,64 @@ impl<R: Read> Read for Decoder<R> {
     }
 }
 
+/// The compressions an archive given to `ADD` or `load` may have: the layer compressions plus
+/// xz and bzip2 (BuildKit's and Docker's `DecompressStream` formats).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArchiveCompression {
+    None,
+    Gzip,
+    Zstd,
+    Xz,
+    Bzip2,
+}
+
+impl ArchiveCompression {
+    /// Detects the compression from the first [`MAGIC_LEN`] bytes.
+    pub fn detect(head: &[u8]) -> ArchiveCompression {
+        match head {
+            [0xfd, b'7', b'z', b'X', ..] => ArchiveCompression::Xz,
+            // "BZh" and the block size digit.
+            [b'B', b'Z', b'h', b'1'..=b'9', ..] => ArchiveCompression::Bzip2,
+            _ => match detect(head) {
+                Compression::None => ArchiveCompression::None,
+                Compression::Gzip => ArchiveCompression::Gzip,
+                Compression::Zstd => ArchiveCompression::Zstd,
+            },
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ArchiveCompression::None => "uncompressed",
+            ArchiveCompression::Gzip => "gzip",
+            ArchiveCompression::Zstd => "zstd",
+            ArchiveCompression::Xz => "xz",
+            ArchiveCompression::Bzip2 => "bzip2",
+        }
+    }
+}
+
+/// Sniffs `inner` and wraps it in the matching decompressor, for any [`ArchiveCompression`].
+/// Everything is decoded in-process (no external programs), and a corrupt or truncated stream
+/// is a read error, never silently shortened output. Concatenated streams (pigz, pbzip2,
+/// `cat a.xz b.xz`) are read to their end.
+pub fn decode_any<R: Read + Send + 'static>(inner: R) -> io::Result<(ArchiveCompression, Box<dyn Read + Send>)> {
+    let (_, s) = Sniffed::new(inner)?;
+    let c = ArchiveCompression::detect(s.head.get(..s.len).unwrap_or_default());
+    let r: Box<dyn Read + Send> = match c {
+        ArchiveCompression::None => Box::new(s),
+        ArchiveCompression::Gzip => Box::new(Decoder::with_compression(s, Compression::Gzip)?),
+        ArchiveCompression::Zstd => Box::new(Decoder::with_compression(s, Compression::Zstd)?),
+        ArchiveCompression::Xz => {
+            // The memory limit bounds the dictionary a hostile header may ask for (xz -9 needs
+            // 64 MiB; 1 GiB leaves room for any real archive).
+            Box::new(lzma_rust2::XzReader::new_mem_limit(BufReader::with_capacity(READ_BUF, s), true, 1024 * 1024))
+        }
+        ArchiveCompression::Bzip2 => Box::new(bzip2::read::MultiBzDecoder::new(BufReader::with_capacity(READ_BUF, s))),
+    };
+    Ok((c, r))
+}
+
 /// Settings for compressing a layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CompressOptions {
@@ -291,6 +349,52 @@ mod tests {
         let out = child.wait_with_output().unwrap();
         t.join().unwrap();
         (out.status.success(), out.stdout)
+    }
+
+    #[test]
+    fn decode_any_reads_xz_bzip2_gzip_zstd_and_plain_in_process() {
+        let data = sample(400_000);
+        let twice = [data.clone(), data.clone()].concat();
+        let mut cases = vec![(ArchiveCompression::None, data.clone(), data.clone())];
+        cases.push((ArchiveCompression::Gzip, encode(&data, Compression::Gzip, None, 1), data.clone()));
+        cases.push((ArchiveCompression::Zstd, encode(&data, Compression::Zstd, None, 1), data.clone()));
+        // The host programs only make the fixtures; decoding never runs them.
+        let (ok, xz) = pipe("xz", &["-c"], &data);
+        assert!(ok);
+        let (ok, bz) = pipe("bzip2", &["-c"], &data);
+        assert!(ok);
+        cases.push((ArchiveCompression::Xz, xz.clone(), data.clone()));
+        cases.push((ArchiveCompression::Bzip2, bz.clone(), data.clone()));
+        // Concatenated streams are read to the end.
+        cases.push((ArchiveCompression::Xz, [xz.clone(), xz].concat(), twice.clone()));
+        cases.push((ArchiveCompression::Bzip2, [bz.clone(), bz].concat(), twice));
+        for (c, z, want) in cases {
+            let (got, mut r) = decode_any(std::io::Cursor::new(z)).unwrap();
+            assert_eq!(got, c);
+            let mut out = Vec::new();
+            r.read_to_end(&mut out).unwrap();
+            assert_eq!(out.len(), want.len(), "{}", c.name());
+            assert!(out == want, "{}", c.name());
+        }
+    }
+
+    #[test]
+    fn decode_any_fails_on_corrupt_or_truncated_input() {
+        let data = sample(300_000);
+        let (_, xz) = pipe("xz", &["-c"], &data);
+        let (_, bz) = pipe("bzip2", &["-c"], &data);
+        for z in [xz, bz] {
+            let mut cut = z.clone();
+            cut.truncate(z.len() / 2);
+            let mut flipped = z.clone();
+            let mid = z.len() / 2;
+            flipped[mid] ^= 0x55;
+            for bad in [cut, flipped] {
+                let (_, mut r) = decode_any(std::io::Cursor::new(bad)).unwrap();
+                let mut out = Vec::new();
+                assert!(r.read_to_end(&mut out).is_err());
+            }
+        }
     }
 
     #[test]

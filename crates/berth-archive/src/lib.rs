@@ -15,7 +15,7 @@ pub mod tar;
 
 pub use apply::{ApplyOptions, ApplyReport, OverlayXattr, SkipReason, Skipped, WhiteoutMode, apply_layer, apply_tar};
 pub use build::{Content, LayerBuilder, LayerEntry, TreeOptions, WriteReport, write_tree};
-pub use compress::{CompressOptions, Compression, Decoder, Encoder, detect};
+pub use compress::{ArchiveCompression, CompressOptions, Compression, Decoder, Encoder, decode_any, detect};
 pub use diff::{DiffOptions, overlay_diff, tree_diff};
 pub use error::{Error, Result};
 pub use flatten::{FlattenReport, flatten};

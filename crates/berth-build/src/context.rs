@@ -97,6 +97,44 @@ impl Context {
         )
     }
 
+    /// Follows symlinks in `rel` (a path relative to the context) the way a copy of it reads
+    /// it, and returns the path it resolves to, relative to the context (`""` is the root).
+    /// Every step must survive `.dockerignore`: a link to an ignored file, or through an
+    /// ignored link or directory, resolves to nothing, as in BuildKit, where ignored files are
+    /// never sent to the builder. Absolute link targets and `..` stay inside the context.
+    pub fn resolve(&self, rel: &str) -> Option<String> {
+        let root = self.root.as_ref()?;
+        let mut resolved: Vec<String> = Vec::new();
+        let mut pending: Vec<String> = rel.split('/').rev().filter(|s| !s.is_empty()).map(str::to_string).collect();
+        let mut links = 0;
+        while let Some(c) = pending.pop() {
+            match c.as_str() {
+                "." => continue,
+                ".." => {
+                    resolved.pop();
+                    continue;
+                }
+                _ => {}
+            }
+            resolved.push(c);
+            let cand = resolved.join("/");
+            if *self.entries.get(&cand)? == EntryKind::Symlink {
+                links += 1;
+                if links > 255 {
+                    return None;
+                }
+                resolved.pop();
+                let target = std::fs::read_link(root.join(&cand)).ok()?;
+                let t = target.to_str()?;
+                if t.starts_with('/') {
+                    resolved.clear();
+                }
+                pending.extend(t.split('/').rev().filter(|s| !s.is_empty()).map(str::to_string));
+            }
+        }
+        Some(resolved.join("/"))
+    }
+
     /// Total bytes of regular files (BuildKit's "transferring context").
     pub fn size(&self) -> u64 {
         let Some(root) = &self.root else { return 0 };
@@ -342,5 +380,36 @@ mod tests {
         std::fs::write(t.path().join("README.md"), "changed").unwrap();
         let c3 = Context::load(t.path(), vec!["README.md".into()], Some(cache.path())).unwrap();
         assert_eq!(root1, c3.hash_tree("", None).unwrap());
+    }
+
+    #[test]
+    fn symlinks_resolve_only_through_what_dockerignore_lets_in() {
+        use std::os::unix::fs::symlink;
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        std::fs::create_dir_all(r.join("secret")).unwrap();
+        std::fs::create_dir_all(r.join("pub/sub")).unwrap();
+        std::fs::write(r.join("secret.txt"), "s").unwrap();
+        std::fs::write(r.join("secret/key"), "k").unwrap();
+        std::fs::write(r.join("pub/sub/f"), "f").unwrap();
+        symlink("secret.txt", r.join("to-secret")).unwrap();
+        symlink("/secret/key", r.join("to-key")).unwrap();
+        symlink("pub/sub", r.join("to-sub")).unwrap();
+        symlink("../../../../pub/sub/f", r.join("pub/up")).unwrap();
+        symlink("to-secret", r.join("chain")).unwrap();
+        symlink("loop", r.join("loop")).unwrap();
+        let c = Context::load(r, vec!["secret.txt".into(), "secret".into()], None).unwrap();
+        assert_eq!(c.resolve("to-secret"), None);
+        assert_eq!(c.resolve("to-key"), None);
+        assert_eq!(c.resolve("chain"), None);
+        assert_eq!(c.resolve("loop"), None);
+        assert_eq!(c.resolve("nope"), None);
+        assert_eq!(c.resolve("to-sub").as_deref(), Some("pub/sub"));
+        assert_eq!(c.resolve("to-sub/f").as_deref(), Some("pub/sub/f"));
+        assert_eq!(c.resolve("pub/up").as_deref(), Some("pub/sub/f"), "`..` stays inside the context");
+        assert_eq!(c.resolve("").as_deref(), Some(""));
+        // Without the ignore file the same links resolve.
+        let all = Context::load(r, vec![], None).unwrap();
+        assert_eq!(all.resolve("chain").as_deref(), Some("secret.txt"));
     }
 }

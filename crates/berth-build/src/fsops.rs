@@ -400,6 +400,11 @@ fn copy_xattrs(src: &fs::File, dst: &fs::File) {
 }
 
 fn remove_existing(p: &Path) -> Result<()> {
+    // Only a path that names an entry (its last component a normal name) may be removed: a
+    // path ending in `..` or `/` names a directory above or the destination itself.
+    if !matches!(p.components().next_back(), Some(Component::Normal(_))) {
+        return Err(BuildError::Other(format!("refusing to replace {}: not a file name", p.display())));
+    }
     match fs::symlink_metadata(p) {
         Ok(md) if md.is_dir() => fs::remove_dir_all(p).map_err(|e| BuildError::io(p, e)),
         Ok(_) => fs::remove_file(p).map_err(|e| BuildError::io(p, e)),
@@ -411,10 +416,15 @@ fn cpath(p: &Path) -> Option<std::ffi::CString> {
     std::ffi::CString::new(p.as_os_str().as_bytes()).ok()
 }
 
-/// Writes `data` as a new file at `dst` (heredoc sources, ADD of URLs).
-pub fn write_file(dst: &Path, data: &[u8], mode: u32, uid: u32, gid: u32, mtime: Option<i64>) -> Result<()> {
+/// Copies the file `src` (a temp file) to a new file at `dst` with the given mode, owner and
+/// modification time, streaming (ADD of URLs).
+pub fn install_file(src: &Path, dst: &Path, mode: u32, uid: u32, gid: u32, mtime: Option<i64>) -> Result<()> {
     remove_existing(dst)?;
-    fs::write(dst, data).map_err(|e| BuildError::io(dst, e))?;
+    fs::copy(src, dst).map_err(|e| BuildError::io(dst, e))?;
+    finish_file(dst, mode, uid, gid, mtime)
+}
+
+fn finish_file(dst: &Path, mode: u32, uid: u32, gid: u32, mtime: Option<i64>) -> Result<()> {
     fs::set_permissions(dst, fs::Permissions::from_mode(mode)).map_err(|e| BuildError::io(dst, e))?;
     lchown(dst, uid, gid)?;
     if let Some(t) = mtime {
@@ -425,6 +435,13 @@ pub fn write_file(dst: &Path, data: &[u8], mode: u32, uid: u32, gid: u32, mtime:
         }
     }
     Ok(())
+}
+
+/// Writes `data` as a new file at `dst` (heredoc sources).
+pub fn write_file(dst: &Path, data: &[u8], mode: u32, uid: u32, gid: u32, mtime: Option<i64>) -> Result<()> {
+    remove_existing(dst)?;
+    fs::write(dst, data).map_err(|e| BuildError::io(dst, e))?;
+    finish_file(dst, mode, uid, gid, mtime)
 }
 
 #[cfg(test)]

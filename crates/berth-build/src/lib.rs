@@ -23,7 +23,7 @@ mod layer;
 mod solve;
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use berth_dockerfile::{PlanOptions, parse_dockerfile, plan::plan_parsed};
@@ -109,8 +109,17 @@ pub trait Provider: Send + Sync {
     /// Makes `reference` (as written in the Dockerfile, after ARG expansion) available in the
     /// store, pulling it when it is missing or when `pull` is set.
     fn image(&self, reference: &str, platform: &Platform, pull: bool) -> std::result::Result<ProvidedImage, String>;
-    /// Downloads `url` into `dest` (ADD of remote files).
-    fn fetch(&self, url: &str, dest: &Path) -> std::result::Result<(), String>;
+    /// Downloads `url` into `dest` (an empty temp file), streaming, and fails once more than
+    /// `limit` bytes arrive (ADD of remote files).
+    fn fetch(&self, url: &str, dest: &mut std::fs::File, limit: u64) -> std::result::Result<Fetched, String>;
+}
+
+/// What [`Provider::fetch`] learned about a download.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Fetched {
+    /// The response's `Last-Modified` as seconds since the epoch: BuildKit gives the file this
+    /// modification time.
+    pub last_modified: Option<i64>,
 }
 
 /// The result of a build, before export.

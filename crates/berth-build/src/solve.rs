@@ -809,7 +809,7 @@ impl Solver<'_> {
                 {
                     for src in &c.sources {
                         for m in ctx.glob(src) {
-                            kb = kb.part(&m).part(&ctx.hash_tree(&m, exclude.as_ref())?);
+                            kb = kb.part(&m).part(&hash_source(ctx, &m, exclude.as_ref())?);
                         }
                     }
                 } else {
@@ -830,7 +830,7 @@ impl Solver<'_> {
                         return Err(BuildError::step(not_found_message(src), range));
                     }
                     for m in matches {
-                        kb = kb.part(&m).part(&self.opts.context.hash_tree(&m, exclude.as_ref())?);
+                        kb = kb.part(&m).part(&hash_source(&self.opts.context, &m, exclude.as_ref())?);
                     }
                 }
             }
@@ -942,8 +942,10 @@ impl Solver<'_> {
                         return Err(BuildError::Other(not_found_message(s)));
                     }
                     for rel in m {
-                        // A symlink named (or matched) as a source is followed inside the context.
-                        let host = fsops::secure_join(&root_dir, &rel);
+                        // A symlink named (or matched) as a source is followed inside the
+                        // context, and only through what `.dockerignore` lets in.
+                        let resolved = ctx.resolve(&rel).ok_or_else(|| BuildError::Other(not_found_message(&rel)))?;
+                        let host = root_dir.join(&resolved);
                         let keep = parents_keep(c.parents, s, &rel);
                         srcs.push(Src::Path { host, rel, keep, ctx: Some(ctx.clone()) });
                     }
@@ -985,8 +987,10 @@ impl Solver<'_> {
                         return Err(BuildError::Other(not_found_message(s)));
                     }
                     for rel in m {
-                        // A symlink named (or matched) as a source is followed inside the context.
-                        let host = fsops::secure_join(&root_dir, &rel);
+                        // A symlink named (or matched) as a source is followed inside the
+                        // context, and only through what `.dockerignore` lets in.
+                        let resolved = ctx.resolve(&rel).ok_or_else(|| BuildError::Other(not_found_message(&rel)))?;
+                        let host = root_dir.join(&resolved);
                         let keep = parents_keep(c.parents, s, &rel);
                         srcs.push(Src::Path { host, rel, keep, ctx: Some(ctx.clone()) });
                     }
@@ -1016,33 +1020,22 @@ impl Solver<'_> {
                     fsops::write_file(&target, &data, mode, uid, gid, None)?;
                 }
                 Src::Url { url } => {
-                    let name = url
-                        .rsplit('/')
-                        .next()
-                        .filter(|n| !n.is_empty())
-                        .unwrap_or("download")
-                        .split('?')
-                        .next()
-                        .unwrap_or("download")
-                        .to_string();
+                    let name = url_file_name(&url)?;
                     let target = if dest_is_dir { dest_host.join(&name) } else { dest_host.clone() };
-                    let tmp = tempfile::NamedTempFile::new_in(self.store.root().join("tmp"))
+                    // Streamed to a temp file of this operation (never held in memory), checked,
+                    // then copied into place.
+                    let mut tmp = tempfile::NamedTempFile::new_in(self.store.root().join("tmp"))
                         .map_err(|e| BuildError::io(self.store.root(), e))?;
-                    self.provider.fetch(&url, tmp.path()).map_err(BuildError::Other)?;
-                    let data = std::fs::read(tmp.path()).map_err(|e| BuildError::io(tmp.path(), e))?;
+                    let fetched =
+                        self.provider.fetch(&url, tmp.as_file_mut(), download_limit()).map_err(BuildError::Other)?;
                     if let Some(sum) = &c.checksum {
-                        let actual = format!("sha256:{}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&data)));
-                        if &actual != sum {
-                            return Err(BuildError::Other(format!(
-                                "digest mismatch for {url}: expected {sum}, got {actual}"
-                            )));
-                        }
+                        verify_checksum(&url, tmp.path(), sum)?;
                     }
                     let mode = match attrs.chmod {
                         Some(Chmod::Octal(m)) => m,
                         _ => 0o600,
                     };
-                    fsops::write_file(&target, &data, mode, uid, gid, None)?;
+                    fsops::install_file(tmp.path(), &target, mode, uid, gid, fetched.last_modified)?;
                 }
                 Src::Path { host, rel, keep, ctx } => {
                     let md = std::fs::symlink_metadata(&host).map_err(|e| BuildError::io(&host, e))?;
@@ -1266,6 +1259,120 @@ fn parents_keep(parents: bool, source: &str, rel: &str) -> String {
     rel.strip_prefix(&format!("{pivot}/")).unwrap_or(rel).to_string()
 }
 
+/// The cache-key part of a context source: the content of what the copy reads, i.e. of the
+/// path the source resolves to through symlinks (a link whose target changed must miss), with
+/// the resolved path itself.
+fn hash_source(ctx: &Context, rel: &str, exclude: Option<&berth_dockerfile::PatternMatcher>) -> Result<String> {
+    let resolved = ctx.resolve(rel).ok_or_else(|| BuildError::Other(not_found_message(rel)))?;
+    Ok(format!("{resolved}:{}", ctx.hash_tree(&resolved, exclude)?))
+}
+
+/// The file name of an `ADD <URL>` source, as BuildKit's Dockerfile frontend picks it: the last
+/// segment of the URL's (percent-decoded) path, `__unnamed__` when the path has none. `.` and
+/// `..` are refused: they would name the destination directory or its parent.
+fn url_file_name(url: &str) -> Result<String> {
+    url::Url::parse(url).map_err(|e| BuildError::Other(format!("invalid URL {url:?}: {e}")))?;
+    // The path as written (the url crate would fold `/x/..` away, and Go's parser, which
+    // BuildKit uses, does not), decoded as Go decodes it.
+    let after = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+    let raw = after.find('/').and_then(|i| after.get(i..)).unwrap_or("");
+    let raw = raw.split(['?', '#']).next().unwrap_or("");
+    let decoded: String = percent_decode(raw);
+    let base = decoded.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+    match base {
+        "" => Ok("__unnamed__".to_string()),
+        "." | ".." => Err(BuildError::Other(format!(
+            "ADD {url}: the URL's last path segment {base:?} cannot name a file; give the file name in the destination"
+        ))),
+        b if b.contains('\0') => Err(BuildError::Other(format!("ADD {url}: invalid file name {b:?}"))),
+        b => Ok(b.to_string()),
+    }
+}
+
+/// Percent-decodes a URL path (invalid sequences are kept as they are; invalid UTF-8 is
+/// replaced).
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (b.get(i), b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
+            (Some(b'%'), Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (Some(c), _, _) => {
+                out.push(*c);
+                i += 1;
+            }
+            (None, _, _) => break,
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The largest `ADD <URL>` download accepted: `BERTH_ADD_MAX_BYTES`, else 32 GiB.
+fn download_limit() -> u64 {
+    std::env::var("BERTH_ADD_MAX_BYTES").ok().and_then(|v| v.trim().parse().ok()).unwrap_or(32 << 30)
+}
+
+/// Checks `ADD --checksum=sha256:<hex>` against the downloaded file, reading it in pieces.
+fn verify_checksum(url: &str, file: &Path, want: &str) -> Result<()> {
+    use sha2::Digest as _;
+    use std::io::Read as _;
+    let Some(hex_want) = want.strip_prefix("sha256:") else {
+        return Err(BuildError::Other(format!(
+            "invalid checksum {want:?} for {url}: only sha256:<hex> digests are supported"
+        )));
+    };
+    let mut f = std::fs::File::open(file).map_err(|e| BuildError::io(file, e))?;
+    let mut h = sha2::Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| BuildError::io(file, e))?;
+        if n == 0 {
+            break;
+        }
+        h.update(buf.get(..n).unwrap_or_default());
+    }
+    let actual = hex::encode(h.finalize());
+    if !actual.eq_ignore_ascii_case(hex_want) {
+        return Err(BuildError::Other(format!("digest mismatch for {url}: expected {want}, got sha256:{actual}")));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod input_tests {
+    use super::*;
+
+    #[test]
+    fn url_file_names_follow_buildkit_and_refuse_dot_segments() {
+        let ok = |u: &str| url_file_name(u).unwrap();
+        assert_eq!(ok("http://h/a/b.tar.gz"), "b.tar.gz");
+        assert_eq!(ok("http://h/a/b.txt?x=1#frag"), "b.txt");
+        assert_eq!(ok("http://h/dir/"), "dir");
+        assert_eq!(ok("http://h/"), "__unnamed__");
+        assert_eq!(ok("http://h"), "__unnamed__");
+        assert_eq!(ok("http://h/a%20b"), "a b");
+        assert_eq!(ok("http://h/x/a%2Fb"), "b");
+        for bad in ["http://h/x/..", "http://h/x/../", "http://h/x/.", "http://h/%2e%2e", "http://h/x/%2E%2E?q"] {
+            assert!(url_file_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn checksum_is_verified_from_the_file() {
+        let t = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(t.path(), b"hello\n").unwrap();
+        let good = "sha256:5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03";
+        verify_checksum("u", t.path(), good).unwrap();
+        assert!(verify_checksum("u", t.path(), &good.replace("58", "59")).is_err());
+        assert!(verify_checksum("u", t.path(), "sha512:00").is_err());
+    }
+}
+
 fn not_found_message(src: &str) -> String {
     let p = berth_dockerfile::clean_path(src.trim_start_matches('/'));
     format!("failed to calculate checksum of ref: \"/{p}\": not found")
@@ -1355,41 +1462,10 @@ fn lookup_group(root: &Path, name: &str) -> Option<u32> {
 /// with a valid tar header; a file that merely looks compressed is copied as it is.
 fn is_archive(p: &Path) -> bool {
     use std::io::Read;
-    let mut magic = [0u8; 6];
-    let n = std::fs::File::open(p).and_then(|mut f| f.read(&mut magic)).unwrap_or(0);
-    let magic = magic.get(..n).unwrap_or_default();
+    let Ok(f) = std::fs::File::open(p) else { return false };
+    let Ok((_, dec)) = berth_archive::decode_any(f) else { return false };
     let mut block = Vec::with_capacity(512);
-    let external = if magic.starts_with(b"BZh") {
-        Some("bzip2")
-    } else if magic.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
-        Some("xz")
-    } else {
-        None
-    };
-    match external {
-        Some(prog) => {
-            let Ok(f) = std::fs::File::open(p) else { return false };
-            let Ok(mut child) = std::process::Command::new(prog)
-                .arg("-dc")
-                .stdin(f)
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-            else {
-                return false;
-            };
-            if let Some(out) = child.stdout.take() {
-                let _ = out.take(512).read_to_end(&mut block);
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        None => {
-            let Ok(f) = std::fs::File::open(p) else { return false };
-            let Ok(dec) = berth_archive::Decoder::new(f) else { return false };
-            let _ = dec.take(512).read_to_end(&mut block);
-        }
-    }
+    let _ = dec.take(512).read_to_end(&mut block);
     tar_header_valid(&block)
 }
 
@@ -1411,26 +1487,12 @@ fn tar_header_valid(block: &[u8]) -> bool {
 }
 
 /// ADD's archive extraction: the archive's entries land under `dest` (never outside it), with
-/// whiteout names taken literally (flatten mode applies them to `dest`).
+/// whiteout names taken literally (flatten mode applies them to `dest`). Every compression is
+/// decoded in-process; a corrupt stream fails the step.
 fn extract_archive(src: &Path, dest: &Path) -> Result<()> {
     let f = std::fs::File::open(src).map_err(|e| BuildError::io(src, e))?;
-    let mut head = [0u8; 6];
-    let n = std::fs::File::open(src).and_then(|mut f| std::io::Read::read(&mut f, &mut head)).unwrap_or(0);
-    let opts = berth_archive::ApplyOptions::default();
-    if head[..n].starts_with(b"BZh") || head[..n].starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
-        let prog = if head.starts_with(b"BZh") { "bzip2" } else { "xz" };
-        let mut child = std::process::Command::new(prog)
-            .arg("-dc")
-            .stdin(f)
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .map_err(|e| BuildError::Other(format!("running {prog} to extract {}: {e}", src.display())))?;
-        let out = child.stdout.take().ok_or_else(|| BuildError::Other("decompressor output".into()))?;
-        berth_archive::apply_tar(dest, out, &opts)?;
-        let _ = child.wait();
-        return Ok(());
-    }
-    berth_archive::apply_layer(dest, std::io::BufReader::new(f), &opts)?;
+    let (_, dec) = berth_archive::decode_any(f).map_err(|e| BuildError::io(src, e))?;
+    berth_archive::apply_tar(dest, std::io::BufReader::new(dec), &berth_archive::ApplyOptions::default())?;
     Ok(())
 }
 

@@ -126,6 +126,50 @@ pub(crate) fn is_loopback(host: &str) -> bool {
     berth_config::registries::is_loopback_host(host)
 }
 
+/// `host[:port]` of a URL as registry configuration names hosts.
+pub(crate) fn host_port(u: &Url) -> String {
+    let h = u.host_str().unwrap_or_default();
+    match u.port() {
+        Some(p) => format!("{h}:{p}"),
+        None => h.to_string(),
+    }
+}
+
+/// Whether `a` and `b` are the same origin (scheme, host and port): the only case in which a
+/// registry's credentials may be sent to `b`.
+pub(crate) fn same_origin(a: &Url, b: &Url) -> bool {
+    a.scheme() == b.scheme() && a.host_str() == b.host_str() && a.port_or_known_default() == b.port_or_known_default()
+}
+
+/// Whether `host` may be reached over plain HTTP under `opts` (see [`Client::is_insecure`]).
+fn insecure_under(opts: &ClientOptions, host: &str) -> bool {
+    if is_loopback(host) {
+        opts.insecure_loopback || opts.registries.is_insecure_configured(host)
+    } else {
+        opts.registries.is_insecure(host)
+    }
+}
+
+/// The redirect policy of every registry connection: at most 10 hops (reqwest's default), and
+/// never from HTTPS to plain HTTP unless the target host is configured insecure. reqwest itself
+/// drops `Authorization` on every hop that changes scheme, host or port.
+fn redirect_policy(opts: &ClientOptions) -> reqwest::redirect::Policy {
+    let opts = opts.clone();
+    reqwest::redirect::Policy::custom(move |attempt| {
+        if attempt.previous().len() > 10 {
+            return attempt.error("too many redirects");
+        }
+        let downgrade = attempt.url().scheme() == "http"
+            && attempt.previous().last().is_some_and(|p| p.scheme() == "https")
+            && !insecure_under(&opts, &host_port(attempt.url()));
+        if downgrade {
+            let msg = format!("refusing a redirect from HTTPS to plain HTTP ({})", redact_url(attempt.url()));
+            return attempt.error(msg);
+        }
+        attempt.follow()
+    })
+}
+
 /// Deepest message of an error chain, which is where reqwest/hyper/rustls put the useful part.
 fn root_message(e: &(dyn std::error::Error + 'static)) -> String {
     let mut cur: &(dyn std::error::Error + 'static) = e;
@@ -256,15 +300,10 @@ impl Client {
 
     /// Whether `host` may use plain HTTP or unverified TLS.
     pub fn is_insecure(&self, host: &str) -> bool {
-        let o = &self.inner.opts;
-        if is_loopback(host) {
-            o.insecure_loopback || o.registries.is_insecure_configured(host)
-        } else {
-            o.registries.is_insecure(host)
-        }
+        insecure_under(&self.inner.opts, host)
     }
 
-    fn build_http(&self, host: &str, accept_invalid_certs: bool) -> Result<reqwest::Client> {
+    pub(crate) fn build_http(&self, host: &str, accept_invalid_certs: bool) -> Result<reqwest::Client> {
         let o = &self.inner.opts;
         let tls = o.certs.for_host(host)?;
         let mut b = reqwest::Client::builder()
@@ -272,6 +311,7 @@ impl Client {
             .connect_timeout(o.connect_timeout)
             .read_timeout(o.read_timeout)
             .pool_idle_timeout(Duration::from_secs(90))
+            .redirect(redirect_policy(o))
             .tcp_nodelay(true);
         if is_loopback(host) {
             // Environment proxies never apply to loopback registries (reqwest does not exempt
@@ -421,15 +461,22 @@ impl Client {
             .map_err(RegistryError::Config)
     }
 
+    /// The client for a token realm. A realm over plain HTTP is refused unless its host is
+    /// insecure (configured, or loopback when loopback counts as insecure): the token request
+    /// carries the registry's credentials.
     fn realm_client(&self, host: &Host, realm: &str) -> Result<reqwest::Client> {
-        let realm_host = Url::parse(realm).ok().and_then(|u| {
-            let h = u.host_str()?.to_string();
-            Some(match u.port() {
-                Some(p) => format!("{h}:{p}"),
-                None => h,
-            })
-        });
-        let Some(rh) = realm_host else { return Ok(host.http.clone()) };
+        let Ok(realm_url) = Url::parse(realm) else { return Ok(host.http.clone()) };
+        if realm_url.host_str().is_none() {
+            return Ok(host.http.clone());
+        }
+        let rh = host_port(&realm_url);
+        if realm_url.scheme() == "http" && !self.is_insecure(&rh) {
+            return Err(RegistryError::Downgrade {
+                host: host.name.clone(),
+                what: "the token service".into(),
+                url: redact_url(&realm_url),
+            });
+        }
         if rh == host.name {
             return Ok(host.http.clone());
         }
@@ -499,16 +546,27 @@ impl Client {
         let policy = &self.inner.opts.retry;
         let mut attempt = 0u32;
         let mut reauthed = false;
+        // Credentials go only to the registry's own origin: an upload Location or a link on
+        // another host (storage, CDN) gets the request without them. Plain HTTP is allowed only
+        // where the registry itself is reached over HTTP or the target is insecure.
+        let own = same_origin(url, &host.base);
+        if url.scheme() == "http" && host.base.scheme() == "https" && !self.is_insecure(&host_port(url)) {
+            return Err(RegistryError::Downgrade {
+                host: host.name.clone(),
+                what: format!("{method}"),
+                url: redact_url(url),
+            });
+        }
         loop {
             attempt += 1;
             let req = prepare(host.http.request(method.clone(), url.clone()));
-            let req = self.authorize(host, scopes, req).await?;
+            let req = if own { self.authorize(host, scopes, req).await? } else { req };
             let err = match req.send().await {
                 Err(e) => transport_error(method.as_str(), url, &host.name, e),
                 Ok(resp) => {
                     let status = resp.status().as_u16();
                     if status == 401 {
-                        if !reauthed && matches!(host.auth, AuthScheme::Bearer { .. }) {
+                        if own && !reauthed && matches!(host.auth, AuthScheme::Bearer { .. }) {
                             // Expired or revoked token: forget it and try once more.
                             reauthed = true;
                             self.inner.tokens.forget(&host.name, scopes);

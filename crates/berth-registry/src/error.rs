@@ -156,6 +156,14 @@ pub enum RegistryError {
     Config(#[from] berth_config::ConfigError),
     #[error("{host}: {message}")]
     Tls { host: String, message: String },
+    /// A request the registry (or its token service) pointed at plain HTTP although the host is
+    /// not configured insecure: credentials or content would travel in clear text.
+    #[error(
+        "{host}: refusing {what} {url} over plain HTTP; hint: add the host to insecure-registries (registries.conf `insecure = true`) if that is intended"
+    )]
+    Downgrade { host: String, what: String, url: String },
+    #[error("{url}: the download is larger than the {limit}-byte limit")]
+    DownloadTooLarge { url: String, limit: u64 },
     #[error("{0}")]
     Other(String),
 }

@@ -9,7 +9,9 @@
 //!   resumable; corruption is an error in place of EOF), [`Client::pull_blob_to_file`];
 //! * uploads: [`Client::push_blob`] from a re-openable [`BlobSource`] (HEAD-first, mount,
 //!   monolithic or chunked with fallbacks and resume);
-//! * listing: [`Client::list_tags`], [`Client::catalog`], [`Client::search`].
+//! * listing: [`Client::list_tags`], [`Client::catalog`], [`Client::search`];
+//! * plain downloads (`ADD <URL>`, `import URL`): [`Client::download`], with the same proxies,
+//!   certs.d, insecure settings and redirect policy as registries.
 //!
 //! Scheme choice (documented in docs/registries.md): HTTPS with certificate verification by
 //! default; for insecure registries (loopback, `insecure-registries`, registries.conf
@@ -24,6 +26,7 @@ pub mod blob;
 pub mod catalog;
 pub mod challenge;
 pub mod client;
+pub mod download;
 pub mod error;
 pub mod limit;
 pub mod manifest;
@@ -34,6 +37,7 @@ pub use auth::{Anonymous, AuthScheme, CredentialProvider, StaticCredentials};
 pub use blob::BlobReader;
 pub use catalog::SearchResult;
 pub use client::{Client, ClientOptions, LoginOutcome, PingInfo};
+pub use download::Downloaded;
 pub use error::{ApiError, Diagnostic, RegistryError, Result};
 pub use limit::Limiter;
 pub use manifest::{FetchedManifest, ManifestInfo};

@@ -342,3 +342,56 @@ async fn connection_refused_names_the_host() {
     let e = client().ping(&host).await.unwrap_err().to_string();
     assert!(e.contains(&host) && e.contains("connection refused"), "{e}");
 }
+
+/// Credentials go only to the registry's origin: an upload `Location` on another origin (a
+/// storage service) gets the PATCH/PUT without `Authorization` (the second origin answers 400
+/// if it sees one), for monolithic and chunked uploads alike.
+#[tokio::test]
+async fn upload_location_on_another_origin_gets_no_credentials() {
+    let f = FakeRegistry::start().await.unwrap().with_token_auth("alice", "pw");
+    let other = f.serve_uploads_elsewhere().await.unwrap();
+    let host = f.host();
+    let creds = StaticCredentials::default().with(&host, AuthEntry::basic("alice", "pw"));
+    let c = Client::new(ClientOptions { credentials: Arc::new(creds), ..opts() });
+    for (i, chunked) in [(0u64, false), (1, true)] {
+        let data = Bytes::from(random_blob(40 + i, 300_000));
+        let dg = digest_of(&data);
+        let po = PushOptions { chunked, chunk_size: 100_000, ..PushOptions::default() };
+        let (repo, src) = (r(&host, "team/up"), BlobSource::bytes(data.clone()));
+        let out = c.push_blob(&repo, &dg, data.len() as u64, &src, &po).await.unwrap();
+        assert_eq!(out, PushOutcome::Uploaded { chunked });
+        assert!(f.has_blob("team/up", &dg.to_string()));
+    }
+    let log = f.requests();
+    let foreign: Vec<_> = log.iter().filter(|q| q.foreign).collect();
+    assert!(foreign.len() >= 3, "the uploads went to {other}: {log:?}");
+    assert!(foreign.iter().all(|q| q.authorization.is_none()), "{foreign:?}");
+    // The registry's own origin still got the token.
+    assert!(log.iter().any(|q| !q.foreign && q.authorization.as_deref().is_some_and(|a| a.starts_with("Bearer "))));
+}
+
+/// A token realm over plain HTTP on a host that is not insecure is refused before any
+/// credentials are sent.
+#[tokio::test]
+async fn plain_http_token_realm_of_a_secure_host_is_refused() {
+    let f = FakeRegistry::start().await.unwrap().with_token_auth("alice", "pw");
+    let realm_srv = FakeRegistry::start().await.unwrap();
+    f.set_token_realm(&format!("http://{}/token", realm_srv.host()));
+    let host = f.host();
+    // Only the registry itself is insecure; loopback is not implicitly so.
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("daemon.json");
+    std::fs::write(&conf, format!(r#"{{"insecure-registries":["{host}"]}}"#)).unwrap();
+    let registries = berth_config::RegistriesConfig::load_from(&[conf], &[]).unwrap();
+    let creds = StaticCredentials::default().with(&host, AuthEntry::basic("alice", "pw"));
+    let c = Client::new(ClientOptions {
+        credentials: Arc::new(creds),
+        registries: Arc::new(registries),
+        insecure_loopback: false,
+        ..opts()
+    });
+    let e = c.get_manifest(&r(&host, "team/app:x")).await.unwrap_err();
+    assert!(matches!(e, RegistryError::Downgrade { .. }), "{e}");
+    assert!(e.to_string().contains("token service"), "{e}");
+    assert!(realm_srv.requests().is_empty(), "{:?}", realm_srv.requests());
+}

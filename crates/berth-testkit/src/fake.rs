@@ -75,6 +75,8 @@ pub struct Logged {
     pub range: Option<String>,
     pub content_range: Option<String>,
     pub body_len: usize,
+    /// Received by the second origin of [`FakeRegistry::serve_uploads_elsewhere`].
+    pub foreign: bool,
 }
 
 #[derive(Debug, Default)]
@@ -100,6 +102,11 @@ struct State {
     redirect_blobs: Option<String>,
     /// Refuse monolithic PUTs with a body (to exercise the chunked fallback).
     refuse_monolithic: bool,
+    /// Upload sessions live at this other origin (`http://127.0.0.1:PORT`), as with registries
+    /// that hand uploads to a storage service.
+    upload_base: Option<String>,
+    /// The Bearer challenge's realm, when not this server's own `/token`.
+    realm: Option<String>,
     search: Vec<serde_json::Value>,
 }
 
@@ -108,6 +115,8 @@ struct State {
 pub struct FakeRegistry {
     state: Arc<Mutex<State>>,
     server: Arc<Server>,
+    /// Further origins serving the same state (see [`FakeRegistry::serve_uploads_elsewhere`]).
+    others: Arc<Mutex<Vec<Server>>>,
 }
 
 fn lock(s: &Mutex<State>) -> MutexGuard<'_, State> {
@@ -136,10 +145,30 @@ impl FakeRegistry {
         let st = state.clone();
         let handler: Handler = Arc::new(move |req| {
             let st = st.clone();
-            Box::pin(async move { handle(&st, req).await })
+            Box::pin(async move { handle(&st, req, false).await })
         });
         let server = Server::start("127.0.0.1:0", handler).await?;
-        Ok(FakeRegistry { state, server: Arc::new(server) })
+        Ok(FakeRegistry { state, server: Arc::new(server), others: Arc::default() })
+    }
+
+    /// Starts a second origin (another loopback port) that serves this registry's upload
+    /// sessions, and makes upload POSTs answer with an absolute `Location` there. The second
+    /// origin needs no auth and answers 400 to any request carrying `Authorization`: a client
+    /// must not send the registry's credentials to another origin. Returns its `127.0.0.1:PORT`.
+    pub async fn serve_uploads_elsewhere(&self) -> Result<String, KitError> {
+        let st = self.state.clone();
+        let handler: Handler = Arc::new(move |req| {
+            let st = st.clone();
+            Box::pin(async move { handle(&st, req, true).await })
+        });
+        let server = Server::start("127.0.0.1:0", handler).await?;
+        let host = server.host();
+        lock(&self.state).upload_base = Some(format!("http://{host}"));
+        match self.others.lock() {
+            Ok(mut g) => g.push(server),
+            Err(p) => p.into_inner().push(server),
+        }
+        Ok(host)
     }
 
     /// `127.0.0.1:PORT`.
@@ -156,6 +185,12 @@ impl FakeRegistry {
     /// Redirects blob GETs to `base` + `/blobs/<digest>` (serve them with another fake).
     pub fn redirect_blobs_to(&self, base: &str) {
         lock(&self.state).redirect_blobs = Some(base.trim_end_matches('/').to_string());
+    }
+
+    /// Names `realm` as the token service in Bearer challenges instead of this server's own
+    /// `/token` (client tests of where credentials may go).
+    pub fn set_token_realm(&self, realm: &str) {
+        lock(&self.state).realm = Some(realm.to_string());
     }
 
     /// Answers 413 to monolithic uploads so clients must fall back to chunks.
@@ -268,7 +303,7 @@ fn parse_range(h: Option<&str>) -> Option<u64> {
     h?.trim().strip_prefix("bytes=")?.split('-').next()?.trim().parse().ok()
 }
 
-async fn handle(st: &Mutex<State>, req: Req) -> Resp {
+async fn handle(st: &Mutex<State>, req: Req, foreign: bool) -> Resp {
     {
         let mut s = lock(st);
         s.log.push(Logged {
@@ -279,6 +314,7 @@ async fn handle(st: &Mutex<State>, req: Req) -> Resp {
             range: req.header("range").map(str::to_string),
             content_range: req.header("content-range").map(str::to_string),
             body_len: req.body.len(),
+            foreign,
         });
     }
     let fault = take_fault(st, &req);
@@ -312,7 +348,12 @@ async fn handle(st: &Mutex<State>, req: Req) -> Resp {
             None => json_resp(404, "BLOB_UNKNOWN", "blob unknown to registry"),
         };
     }
-    if let Some(resp) = check_auth(st, &req) {
+    if foreign {
+        // The other origin: credentials of the registry must never arrive here.
+        if req.header("authorization").is_some() {
+            return json_resp(400, "DENIED", "authorization header leaked to another origin");
+        }
+    } else if let Some(resp) = check_auth(st, &req) {
         return resp;
     }
     if path == "/v2/" || path == "/v2" {
@@ -398,10 +439,12 @@ async fn handle(st: &Mutex<State>, req: Req) -> Resp {
             s.next_upload += 1;
             let id = format!("u{}", s.next_upload);
             s.uploads.insert(id.clone(), Upload { repo: name.clone(), data: Vec::new() });
-            // A relative Location, as distribution behind some proxies sends.
+            // A relative Location, as distribution behind some proxies sends (or an absolute
+            // one on the upload origin).
+            let base = s.upload_base.clone().unwrap_or_default();
             response(
                 202,
-                &[("Location", format!("/v2/{name}/blobs/uploads/{id}?_state=opaque")), ("Range", "0-0".into())],
+                &[("Location", format!("{base}/v2/{name}/blobs/uploads/{id}?_state=opaque")), ("Range", "0-0".into())],
                 full(""),
             )
         }
@@ -535,7 +578,8 @@ fn check_auth(st: &Mutex<State>, req: &Req) -> Option<Resp> {
         return None;
     }
     let host = req.header("host").unwrap_or("127.0.0.1");
-    let chal = format!(r#"Bearer realm="http://{host}/token",service="fake-registry""#);
+    let realm = lock(st).realm.clone().unwrap_or_else(|| format!("http://{host}/token"));
+    let chal = format!(r#"Bearer realm="{realm}",service="fake-registry""#);
     Some(response(
         401,
         &[("WWW-Authenticate", chal), ("Content-Type", "application/json".into())],

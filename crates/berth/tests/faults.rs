@@ -290,3 +290,40 @@ fn unauthorized_without_credentials_hints_login() {
     b.ok(&format!("pull {host}/private/app:v1"));
     assert_eq!(b.image_ids(), vec![img.config_digest]);
 }
+
+/// Credentials go only to the registry's origin: a push whose upload `Location` is on another
+/// origin (a storage service) sends the upload there without `Authorization` (that origin
+/// answers 400 to any), and the push succeeds.
+#[test]
+fn push_sends_no_credentials_to_an_upload_location_on_another_origin() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let reg = rt.block_on(FakeRegistry::start()).expect("fake").with_token_auth("alice", "secret");
+    let other = rt.block_on(reg.serve_uploads_elsewhere()).expect("second origin");
+    let host = reg.host();
+    let b = Berth::new();
+    let dir = tempdir("push-origin");
+    let tar = dir.path().join("layer.tar");
+    {
+        let mut w = tar::Builder::new(std::fs::File::create(&tar).expect("create"));
+        let data = berth_testkit::random_blob(99, 200_000);
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        w.append_data(&mut h, "blob.bin", data.as_slice()).expect("append");
+        w.finish().expect("finish");
+    }
+    let image = format!("{host}/private/pushed:v1");
+    b.ok_args(["import", tar.to_str().unwrap_or_default(), &image]);
+    b.run_stdin(&format!("login -u alice --password-stdin {host}"), b"secret\n").ok();
+    b.ok(&format!("push {image}"));
+    let log = reg.requests();
+    let foreign: Vec<_> = log.iter().filter(|q| q.foreign).collect();
+    assert!(!foreign.is_empty(), "the uploads went to {other}: {log:?}");
+    assert!(foreign.iter().all(|q| q.authorization.is_none()), "{foreign:?}");
+    assert!(log.iter().any(|q| !q.foreign && q.authorization.as_deref().is_some_and(|a| a.starts_with("Bearer "))));
+    // The pushed image pulls back.
+    let fresh = Berth::new();
+    fresh.run_stdin(&format!("login -u alice --password-stdin {host}"), b"secret\n").ok();
+    fresh.ok(&format!("pull {image}"));
+}

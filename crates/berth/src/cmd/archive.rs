@@ -116,30 +116,14 @@ fn materialize(store: &Store, input: Option<&Path>) -> Result<(PathBuf, Option<S
     if n == 0 {
         bail!("unexpected EOF: the archive is empty");
     }
-    let compression = berth_archive::compress::detect(head);
-    let is_xz = head.starts_with(&[0xFD, b'7', b'z', b'X', b'Z', 0]);
-    let is_bz2 = head.starts_with(b"BZh");
-    if let (Some(p), berth_types::Compression::None, false, false) = (input, compression, is_xz, is_bz2) {
+    let compression = berth_archive::ArchiveCompression::detect(head);
+    if let (Some(p), berth_archive::ArchiveCompression::None) = (input, compression) {
         return Ok((p.to_path_buf(), None));
     }
     let chained: Box<dyn Read + Send> = Box::new(std::io::Cursor::new(head.to_vec()).chain(reader));
-    let mut decoded: Box<dyn Read> = if is_xz || is_bz2 {
-        let prog = if is_xz { "xz" } else { "bzip2" };
-        let mut child = std::process::Command::new(prog)
-            .arg("-dc")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .with_context(|| format!("running {prog} to decompress the archive"))?;
-        let mut stdin = child.stdin.take().context("decompressor stdin")?;
-        let mut src = chained;
-        std::thread::spawn(move || {
-            let _ = std::io::copy(&mut src, &mut stdin);
-        });
-        Box::new(child.stdout.take().context("decompressor stdout")?)
-    } else {
-        Box::new(berth_archive::compress::Decoder::new(chained)?)
-    };
+    // Decoded in-process (no xz/bzip2 programs): the same result on every host, and a corrupt
+    // stream is an error.
+    let (_, mut decoded) = berth_archive::decode_any(chained).context("reading the archive")?;
     let path = store.root().join("tmp").join(format!(
         "{}-load-{}.tar",
         std::process::id(),
@@ -147,7 +131,7 @@ fn materialize(store: &Store, input: Option<&Path>) -> Result<(PathBuf, Option<S
     ));
     let spool = Spool(path.clone());
     let mut f = std::fs::File::create(&path)?;
-    std::io::copy(&mut decoded, &mut f).context("reading the archive")?;
+    std::io::copy(&mut decoded, &mut f).with_context(|| format!("reading the {} archive", compression.name()))?;
     f.flush()?;
     Ok((path, Some(spool)))
 }

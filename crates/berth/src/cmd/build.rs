@@ -240,17 +240,21 @@ impl Provider for StoreProvider<'_> {
         Ok(ProvidedImage { name: r.to_string(), image })
     }
 
-    fn fetch(&self, url: &str, dest: &Path) -> std::result::Result<(), String> {
-        let status = std::process::Command::new("curl")
-            .args(["-fsSL", "--retry", "3", "-o"])
-            .arg(dest)
-            .arg(url)
-            .status()
-            .map_err(|e| format!("running curl to fetch {url}: {e}"))?;
-        if !status.success() {
-            return Err(format!("failed to fetch {url}: curl exited with {status}"));
-        }
-        Ok(())
+    fn fetch(
+        &self,
+        url: &str,
+        dest: &mut std::fs::File,
+        limit: u64,
+    ) -> std::result::Result<berth_build::Fetched, String> {
+        // berth's own HTTP stack: proxies, certs.d, insecure-registries and the redirect policy
+        // of registry traffic; no host program.
+        let client = crate::cmd::registry::client(self.ctx).map_err(|e| e.to_string())?;
+        let d = self
+            .ctx
+            .block_on(client.download(url, dest, limit))
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("failed to fetch {url}: {e}"))?;
+        Ok(berth_build::Fetched { last_modified: d.last_modified.map(berth_registry::download::unix_seconds) })
     }
 }
 

@@ -1059,14 +1059,30 @@ pub fn import(ctx: &Ctx, a: &ImportArgs) -> Result<i32> {
         let mut f = std::fs::File::create(tmp.path())?;
         std::io::copy(&mut std::io::stdin().lock(), &mut f)?;
     } else if src.starts_with("http://") || src.starts_with("https://") {
-        let st = std::process::Command::new("curl").args(["-fsSL", "-o"]).arg(tmp.path()).arg(src).status()?;
-        if !st.success() {
-            return Err(exit_with(1, format!("failed to download {src}")));
-        }
+        // berth's own HTTP stack (proxies, certs.d, insecure settings, redirects), streamed to
+        // the temp file.
+        let client = crate::cmd::registry::client(ctx)?;
+        let mut f = std::fs::OpenOptions::new().write(true).open(tmp.path())?;
+        ctx.block_on(client.download(src, &mut f, u64::MAX))?
+            .map_err(|e| exit_with(1, format!("failed to download {src}: {e}")))?;
     } else {
         std::fs::copy(src, tmp.path()).map_err(|e| exit_with(1, format!("open {src}: {e}")))?;
     }
-    let (layer, diff_id) = ingest_layer(store, tmp.path())?;
+    // xz and bzip2 tarballs (which Docker's import takes) become plain tars first, decoded
+    // in-process; gzip and zstd are layer compressions the store takes as they are.
+    let mut head = [0u8; berth_archive::compress::MAGIC_LEN];
+    let n = std::io::Read::read(&mut std::fs::File::open(tmp.path())?, &mut head)?;
+    let kind = berth_archive::ArchiveCompression::detect(head.get(..n).unwrap_or_default());
+    let plain = if matches!(kind, berth_archive::ArchiveCompression::Xz | berth_archive::ArchiveCompression::Bzip2) {
+        let out = tempfile::NamedTempFile::new_in(store.root().join("tmp"))?;
+        let (_, mut dec) = berth_archive::decode_any(std::fs::File::open(tmp.path())?)?;
+        std::io::copy(&mut dec, &mut std::fs::File::create(out.path())?)
+            .with_context(|| format!("reading {src} ({})", kind.name()))?;
+        Some(out)
+    } else {
+        None
+    };
+    let (layer, diff_id) = ingest_layer(store, plain.as_ref().map_or(tmp.path(), |p| p.path()))?;
     let platform = match &a.platform {
         Some(p) => Platform::parse(p).map_err(|e| exit_with(1, e.to_string()))?,
         None => Platform::host(),
