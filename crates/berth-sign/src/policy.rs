@@ -149,6 +149,19 @@ impl Policy {
         Ok(Applicable { rule, requirements })
     }
 
+    /// Refuses `r` when one of its requirements is `reject` (no need to ask the registry).
+    pub fn check_reject(&self, r: &Reference, app: &Applicable) -> Result<()> {
+        if app.requirements.contains(&Requirement::Reject) {
+            return Err(SignError::Refused {
+                reference: r.familiar(),
+                policy: self.path.clone(),
+                rule: app.rule.clone(),
+                reason: "the rule is \"reject\"".into(),
+            });
+        }
+        Ok(())
+    }
+
     /// Checks `r` (resolved to the manifest `digest`) against its requirements, with
     /// `signatures` the cosign signatures stored for `digest`. `Ok(())` means accepted; a
     /// refusal names the policy file and rule.
