@@ -94,17 +94,22 @@ fn manifest_bytes(m: &Manifest) -> Result<Vec<u8>> {
 async fn push_bytes(client: &Client, repo: &Reference, bytes: &[u8]) -> Result<Digest> {
     let digest = Digest::sha256_of(bytes);
     client
-        .push_blob(repo, &digest, bytes.len() as u64, &BlobSource::bytes(Bytes::copy_from_slice(bytes)), &PushOptions::default())
+        .push_blob(
+            repo,
+            &digest,
+            bytes.len() as u64,
+            &BlobSource::bytes(Bytes::copy_from_slice(bytes)),
+            &PushOptions::default(),
+        )
         .await?;
     Ok(digest)
 }
 
 /// Reads the `.sig` manifest of `digest` in `repo`, `None` when there is none.
 async fn fetch_sig_manifest(client: &Client, repo: &Reference, digest: &Digest) -> Result<Option<Manifest>> {
-    let tag_ref = repo.with_tag(&signature_tag(digest)).map_err(|e| SignError::Format {
-        what: repo.repository(),
-        message: e.to_string(),
-    })?;
+    let tag_ref = repo
+        .with_tag(&signature_tag(digest))
+        .map_err(|e| SignError::Format { what: repo.repository(), message: e.to_string() })?;
     match client.get_manifest(&tag_ref).await {
         Ok(f) => match ManifestDoc::parse(&f.bytes, &f.media_type) {
             Ok((ManifestDoc::Image(m), _)) => Ok(Some(m)),
@@ -380,8 +385,9 @@ mod tests {
         assert_eq!(ok.len(), 1);
         assert_eq!(bad.len(), 3, "{bad:?}");
         let elsewhere = Reference::parse_normalized("localhost:5000/other").unwrap();
-        let (ok, _) =
-            check_signatures(&stored[..1], &[key.public_key()], &digest('a'), &|p| identity_matches_repository(p, &elsewhere));
+        let (ok, _) = check_signatures(&stored[..1], &[key.public_key()], &digest('a'), &|p| {
+            identity_matches_repository(p, &elsewhere)
+        });
         assert!(ok.is_empty());
     }
 }

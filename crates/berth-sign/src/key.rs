@@ -15,8 +15,8 @@ use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{self as sig, EcdsaKeyPair, KeyPair, UnparsedPublicKey};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use crypto_secretbox::aead::{Aead, KeyInit};
 use crypto_secretbox::XSalsa20Poly1305;
+use crypto_secretbox::aead::{Aead, KeyInit};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SignError};
@@ -182,7 +182,10 @@ pub fn generate(password: &[u8]) -> Result<GeneratedKeys> {
         .map_err(|_| SignError::Crypto("generating an ECDSA P-256 key failed".into()))?;
     let key = SigningKey::from_der(pkcs8.as_ref(), "the generated key")?;
     let envelope = encrypt(pkcs8.as_ref(), password)?;
-    Ok(GeneratedKeys { private_pem: to_pem(ENCRYPTED_SIGSTORE_LABEL, &envelope), public_pem: key.public_key().to_pem() })
+    Ok(GeneratedKeys {
+        private_pem: to_pem(ENCRYPTED_SIGSTORE_LABEL, &envelope),
+        public_pem: key.public_key().to_pem(),
+    })
 }
 
 /// An ECDSA P-256 private key.

@@ -165,7 +165,13 @@ impl Policy {
     /// Checks `r` (resolved to the manifest `digest`) against its requirements, with
     /// `signatures` the cosign signatures stored for `digest`. `Ok(())` means accepted; a
     /// refusal names the policy file and rule.
-    pub fn check(&self, r: &Reference, digest: &Digest, app: &Applicable, signatures: &[StoredSignature]) -> Result<()> {
+    pub fn check(
+        &self,
+        r: &Reference,
+        digest: &Digest,
+        app: &Applicable,
+        signatures: &[StoredSignature],
+    ) -> Result<()> {
         let refuse = |reason: String| SignError::Refused {
             reference: r.familiar(),
             policy: self.path.clone(),
@@ -264,7 +270,14 @@ pub fn parse_requirement(v: &Value) -> std::result::Result<Requirement, String> 
              berth verifies sigstore (cosign) signatures only (\"sigstoreSigned\")"
             .into()),
         "sigstoreSigned" => {
-            for unsupported in ["fulcio", "pki", "rekorPublicKeyPath", "rekorPublicKeyPaths", "rekorPublicKeyData", "rekorPublicKeyDatas"] {
+            for unsupported in [
+                "fulcio",
+                "pki",
+                "rekorPublicKeyPath",
+                "rekorPublicKeyPaths",
+                "rekorPublicKeyData",
+                "rekorPublicKeyDatas",
+            ] {
                 if v.get(unsupported).is_some() {
                     return Err(format!(
                         "sigstoreSigned with {unsupported:?} is not supported: berth verifies key-based signatures only (no Fulcio, PKI or Rekor)"
@@ -408,7 +421,10 @@ mod tests {
         assert_eq!(a.rule, r#"transports.docker["localhost:5000/open"]"#);
         assert!(!a.needs_signatures());
         let a = p.applicable(&r("localhost:5000/signed:1")).unwrap();
-        assert!(matches!(&a.requirements[0], Requirement::SigstoreSigned { identity: SignedIdentity::MatchRepository, .. }));
+        assert!(matches!(
+            &a.requirements[0],
+            Requirement::SigstoreSigned { identity: SignedIdentity::MatchRepository, .. }
+        ));
         let a = p.applicable(&r("a.b.example.com/x:1")).unwrap();
         assert_eq!(a.rule, r#"transports.docker["*.example.com"]"#);
         let a = p.applicable(&r("localhost:5000/other")).unwrap();
@@ -468,7 +484,8 @@ mod tests {
         assert!(identity_accepts(&ExactRepository("localhost:5000/other".into()), &tagged, &other_repo));
         assert!(identity_accepts(&ExactReference("localhost:5000/app:2".into()), &tagged, &other_tag));
         assert!(!identity_accepts(&ExactReference("localhost:5000/app:2".into()), &tagged, &with_tag));
-        let remap = RemapIdentity { prefix: "mirror.local:5000/app".into(), signed_prefix: "localhost:5000/app".into() };
+        let remap =
+            RemapIdentity { prefix: "mirror.local:5000/app".into(), signed_prefix: "localhost:5000/app".into() };
         assert!(identity_accepts(&remap, &r("mirror.local:5000/app:1"), &with_tag));
         assert!(!identity_accepts(&remap, &r("mirror.local:5000/app:1"), &other_tag));
     }

@@ -10,9 +10,7 @@ mod system;
 
 use anyhow::Result;
 
-use crate::cli::{
-    BuilderCmd, BuildxCmd, Command, ContainerCmd, DebugCmd, HealthcheckCmd, ImageCmd, KeyCmd, SystemCmd,
-};
+use crate::cli::{BuilderCmd, BuildxCmd, Command, ContainerCmd, DebugCmd, HealthcheckCmd, ImageCmd, KeyCmd, SystemCmd};
 use crate::ctx::Ctx;
 use crate::errors::exit_with;
 

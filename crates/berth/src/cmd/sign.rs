@@ -18,7 +18,8 @@ use crate::errors::{exit_with, hinted};
 /// empty, as cosign reads it), else a prompt on the terminal (twice when `confirm`).
 fn password(file: Option<&Path>, confirm: bool) -> Result<Vec<u8>> {
     if let Some(f) = file {
-        let text = std::fs::read_to_string(f).with_context(|| format!("reading the passphrase file {}", f.display()))?;
+        let text =
+            std::fs::read_to_string(f).with_context(|| format!("reading the passphrase file {}", f.display()))?;
         return Ok(text.lines().next().unwrap_or("").as_bytes().to_vec());
     }
     if let Ok(p) = std::env::var("COSIGN_PASSWORD") {
@@ -104,16 +105,14 @@ pub fn sign(ctx: &Ctx, a: &SignArgs) -> Result<i32> {
     let annotations = parse_annotations(&a.annotations)?;
     let text = std::fs::read_to_string(&a.key).with_context(|| format!("reading the key {}", a.key.display()))?;
     let what = a.key.display().to_string();
-    let mut ask = || password(a.passphrase_file.as_deref(), false).map_err(|e| berth_sign::SignError::Key {
-        what: what.clone(),
-        message: format!("{e:#}"),
-    });
+    let mut ask = || {
+        password(a.passphrase_file.as_deref(), false)
+            .map_err(|e| berth_sign::SignError::Key { what: what.clone(), message: format!("{e:#}") })
+    };
     let key = SigningKey::from_pem(&text, &what, &mut ask)?;
     let client = client(ctx)?;
     let opts = SignOptions { annotations, recursive: a.recursive };
-    let signed = ctx
-        .block_on(cosign::sign(&client, &r, &key, &opts))?
-        .map_err(|e| unwrap_registry(e, r.domain()))?;
+    let signed = ctx.block_on(cosign::sign(&client, &r, &key, &opts))?.map_err(|e| unwrap_registry(e, r.domain()))?;
     for s in &signed {
         eprintln!("Pushing signature to: {}", s.signature_ref.repository());
         if !s.added {
