@@ -445,6 +445,17 @@ mod tests {
         let doc = spdx_document("app", &pkgs, "2026-01-01T00:00:00Z", "sha256:abc");
         assert_eq!(doc["spdxVersion"], "SPDX-2.3");
         assert_eq!(doc["packages"].as_array().unwrap().len(), pkgs.len());
+        // The SPDX project's own validator, when installed (scripts/ci/install-deps.sh).
+        match std::process::Command::new("pyspdxtools").arg("--help").output() {
+            Ok(o) if o.status.success() => {
+                let f = lower.path().join("sbom.spdx.json");
+                std::fs::write(&f, serde_json::to_vec_pretty(&doc).unwrap()).unwrap();
+                let out = std::process::Command::new("pyspdxtools").arg("--infile").arg(&f).output().unwrap();
+                let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+                assert!(out.status.success() && !text.to_lowercase().contains("invalid"), "pyspdxtools: {text}");
+            }
+            _ => eprintln!("SKIPPED: pyspdxtools not installed; the SBOM was not validated by the SPDX tools"),
+        }
         let st = statement(SPDX_PREDICATE, &[("app".into(), "ab".into())], doc);
         assert_eq!(st["_type"], STATEMENT_TYPE);
         assert_eq!(st["predicateType"], SPDX_PREDICATE);
