@@ -286,3 +286,80 @@ fn pull_obeys_signature_policy() {
     std::fs::write(k.join("open.json"), open.to_string()).unwrap();
     fresh.ok_args(["pull", "--signature-policy", &k.join("open.json").display().to_string(), &unsigned]);
 }
+
+#[test]
+fn build_base_images_obey_signature_policy() {
+    let b = Berth::new();
+    let (unsigned, _) = pushed_image(&b, "policy-base", 41);
+    let dir = tempdir("policy-build");
+    let d = dir.path();
+    std::fs::write(d.join("Dockerfile"), format!("FROM {unsigned}\nLABEL x=1\n")).unwrap();
+    std::fs::write(d.join("reject.json"), json!({"default": [{"type": "reject"}]}).to_string()).unwrap();
+    std::fs::write(d.join("open.json"), json!({"default": [{"type": "insecureAcceptAnything"}]}).to_string()).unwrap();
+    let fresh = Berth::new();
+    let ctx = d.display().to_string();
+    let r = fresh.run_args([
+        "build",
+        "--signature-policy",
+        &d.join("reject.json").display().to_string(),
+        "-t",
+        "policy-built:1",
+        &ctx,
+    ]);
+    assert!(!r.success(), "{}", r.all());
+    assert!(r.all().contains("refused by the signature policy"), "{}", r.all());
+    fresh.ok_args([
+        "build",
+        "--signature-policy",
+        &d.join("open.json").display().to_string(),
+        "-t",
+        "policy-built:1",
+        &ctx,
+    ]);
+}
+
+#[test]
+fn sign_recursive_signs_an_index_and_its_manifests() {
+    let mut b = Berth::new();
+    b.env("COSIGN_PASSWORD", "");
+    let (image, digest) = pushed_image(&b, "index", 51);
+    let (host, repo_path) = split(&image);
+    let repo = image.rsplit_once(':').unwrap().0.to_string();
+    let size = http_get(
+        &format!("http://{host}/v2/{repo_path}/manifests/{digest}"),
+        "application/vnd.oci.image.manifest.v1+json,application/vnd.docker.distribution.manifest.v2+json",
+    )
+    .len();
+    let raw = skopeo_raw(&image);
+    let media_type = raw["mediaType"].as_str().unwrap_or("application/vnd.oci.image.manifest.v1+json").to_string();
+    let index = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{"mediaType": media_type, "digest": digest, "size": size,
+            "platform": {"architecture": "amd64", "os": "linux"}}]
+    });
+    let dir = tempdir("index");
+    std::fs::write(dir.path().join("index.json"), index.to_string()).unwrap();
+    tool(
+        "curl",
+        &[
+            "-fsS",
+            "-X",
+            "PUT",
+            "-H",
+            "Content-Type: application/vnd.oci.image.index.v1+json",
+            "--data-binary",
+            "@index.json",
+            &format!("http://{host}/v2/{repo_path}/manifests/multi"),
+        ],
+        dir.path(),
+    );
+    let keys = dir.path().join("k");
+    b.ok_args(["key", "generate", "--output-prefix", &keys.display().to_string()]);
+    let key = format!("{}.key", keys.display());
+    let public = format!("{}.pub", keys.display());
+    b.ok_args(["sign", "--key", &key, "--recursive", &format!("{repo}:multi")]);
+    b.ok_args(["verify", "--key", &public, &format!("{repo}:multi")]);
+    // The platform manifest was signed too (verified by digest).
+    b.ok_args(["verify", "--key", &public, &format!("{repo}@{digest}")]);
+}
