@@ -18,6 +18,8 @@ PACKAGES=(
 	# fixture building
 	busybox-static debootstrap jq pigz zstd gzip xz-utils bzip2 tar coreutils openssl
 	apache2-utils ca-certificates curl python3
+	# the SPDX project's validator for berth's SBOMs (pip, in a venv; see the end)
+	python3-venv
 	# benchmarks
 	hyperfine time
 	# building berth-runtime (libcontainer's seccomp support links libseccomp)
@@ -98,4 +100,13 @@ fi
 if [[ -d /run/systemd/system ]] && systemctl is-active --quiet docker-registry.service 2>/dev/null; then
 	echo "install-deps: stopping and disabling the packaged docker-registry.service (port 5000)" >&2
 	systemctl disable --now docker-registry.service >/dev/null 2>&1 || true
+fi
+
+# pyspdxtools (PyPI spdx-tools) validates the SBOMs berth writes (berth-build attest tests);
+# Debian has no package for it, so it lives in its own venv.
+if [[ ${1:-} != --check ]] && ! command -v pyspdxtools >/dev/null 2>&1 && [[ $(id -u) == 0 ]]; then
+	echo "install-deps: installing spdx-tools (pyspdxtools) into /opt/berth-ci/spdx-venv" >&2
+	python3 -m venv /opt/berth-ci/spdx-venv
+	/opt/berth-ci/spdx-venv/bin/pip install -q spdx-tools
+	ln -sf /opt/berth-ci/spdx-venv/bin/pyspdxtools /usr/local/bin/pyspdxtools
 fi

@@ -14,6 +14,7 @@
 //!   snapshot; compression happens when an image leaves the machine.
 //! - Secrets never enter a layer, the history, a cache key or a log.
 
+pub mod attest;
 pub mod cache;
 pub mod context;
 mod error;

@@ -137,6 +137,34 @@ impl Client {
         }
     }
 
+    /// Lists the referrers of `digest` in `repo` through the OCI 1.1 referrers API
+    /// (`GET /v2/<name>/referrers/<digest>`): the index's raw bytes, or `Ok(None)` when the
+    /// registry does not implement the API (404 or 405, as distribution 2.x answers).
+    pub async fn referrers(&self, repo: &Reference, digest: &Digest) -> Result<Option<Bytes>> {
+        let host = self.host(repo.registry_host()).await?;
+        let url = host.url(&format!("v2/{}/referrers/{digest}", repo.path()))?;
+        let scopes = [repo_scope(repo.path(), "pull")];
+        let resp =
+            self.execute(&host, &scopes, Method::GET, &url, &|b| b.header(ACCEPT, media::OCI_INDEX), true).await?;
+        match resp.status().as_u16() {
+            200..=299 => {
+                let ct = resp.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+                let bytes = read_limited(resp, MAX_MANIFEST_SIZE, "GET", &url).await?;
+                // A registry without the API may answer a catch-all 200 with something else.
+                if !ct.starts_with(media::OCI_INDEX) {
+                    return Ok(None);
+                }
+                Ok(Some(bytes))
+            }
+            404 | 405 => Ok(None),
+            _ => {
+                let mut e = api_error(resp, "GET", &host.name).await;
+                e.subject = Some(format!("listing referrers of {digest} in {}", repo.familiar_repository()));
+                Err(RegistryError::Api(Box::new(e)))
+            }
+        }
+    }
+
     /// PUTs a manifest under the reference's tag (or digest) with `media_type` as Content-Type.
     /// Returns the sha256 digest of `bytes`, after checking it against the registry's
     /// `Docker-Content-Digest` when given. Blobs it references must already be pushed.

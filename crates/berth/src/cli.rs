@@ -43,6 +43,9 @@ pub struct Global {
     /// Print version information and quit
     #[arg(short = 'v', long)]
     pub version: bool,
+    /// Path to a signature-verification policy file (containers-policy.json) for pulls
+    #[arg(long, global = true, value_name = "FILE")]
+    pub signature_policy: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -141,6 +144,12 @@ pub enum Command {
     /// Stop one or more running containers
     #[command(override_usage = "berth stop [OPTIONS] CONTAINER [CONTAINER...]")]
     Stop(StopArgs),
+    /// Manage signing keys (cosign-compatible)
+    #[command(subcommand)]
+    Key(KeyCmd),
+    /// Sign an image in a registry (cosign-compatible)
+    #[command(override_usage = "berth sign [OPTIONS] --key KEY IMAGE")]
+    Sign(SignArgs),
     /// Manage berth's store
     #[command(subcommand)]
     System(SystemCmd),
@@ -149,6 +158,9 @@ pub enum Command {
     Tag(TagArgs),
     /// Show the berth version information
     Version(VersionArgs),
+    /// Verify an image's signatures in a registry (cosign-compatible)
+    #[command(override_usage = "berth verify [OPTIONS] --key KEY IMAGE")]
+    Verify(VerifyArgs),
     /// Block until one or more containers stop, then print their exit codes
     #[command(override_usage = "berth wait CONTAINER [CONTAINER...]")]
     Wait(WaitArgs),
@@ -161,6 +173,52 @@ pub enum Command {
     /// Internal: minimal init for `run --init`
     #[command(name = "__init", hide = true)]
     Init(InternalArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCmd {
+    /// Generate an ECDSA P-256 key pair: an encrypted private key (cosign's format) and a PEM
+    /// public key
+    #[command(override_usage = "berth key generate [OPTIONS]")]
+    Generate(KeyGenerateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KeyGenerateArgs {
+    /// Write PREFIX.key and PREFIX.pub
+    #[arg(long, default_value = "cosign", value_name = "PREFIX")]
+    pub output_prefix: String,
+    /// Read the private key's password from the first line of FILE (else COSIGN_PASSWORD, else a prompt)
+    #[arg(long, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+    /// Overwrite existing key files
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// Private key: cosign's encrypted format or an unencrypted PKCS#8/SEC1 EC P-256 PEM
+    #[arg(long, value_name = "KEY")]
+    pub key: PathBuf,
+    /// Extra key=value pairs to sign (the payload's "optional" section)
+    #[arg(short = 'a', long = "annotation", value_name = "key=value")]
+    pub annotations: Vec<String>,
+    /// When IMAGE is an index, sign each of its manifests too
+    #[arg(short = 'r', long)]
+    pub recursive: bool,
+    /// Read the private key's password from the first line of FILE (else COSIGN_PASSWORD, else a prompt)
+    #[arg(long, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+    pub image: String,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Public key (PEM) to verify with
+    #[arg(long, value_name = "KEY")]
+    pub key: PathBuf,
+    pub image: String,
 }
 
 #[derive(Debug, Args)]

@@ -9,18 +9,18 @@ use berth_store::Store;
 use crate::cli::Global;
 
 pub struct Ctx {
-    #[allow(dead_code)] // kept for commands that need the raw global flags
     pub global: Global,
     pub root: PathBuf,
     pub config_dir: PathBuf,
     store: OnceLock<Store>,
+    policy: OnceLock<Option<berth_sign::Policy>>,
 }
 
 impl Ctx {
     pub fn new(global: Global) -> Ctx {
         let root = global.root.clone().unwrap_or_else(default_root);
         let config_dir = global.config.clone().unwrap_or_else(default_config_dir);
-        Ctx { global, root, config_dir, store: OnceLock::new() }
+        Ctx { global, root, config_dir, store: OnceLock::new(), policy: OnceLock::new() }
     }
 
     /// Opens the store on first use.
@@ -30,6 +30,17 @@ impl Ctx {
         }
         let s = Store::open(&self.root).with_context(|| format!("opening the store at {}", self.root.display()))?;
         Ok(self.store.get_or_init(|| s))
+    }
+
+    /// The signature policy (containers-policy.json) pulls obey: `--signature-policy`, else the
+    /// user's, else the system's; `None` when there is none. Read on first use.
+    pub fn policy(&self) -> anyhow::Result<Option<&berth_sign::Policy>> {
+        if let Some(p) = self.policy.get() {
+            return Ok(p.as_ref());
+        }
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        let p = berth_sign::Policy::load(self.global.signature_policy.as_deref(), home.as_deref())?;
+        Ok(self.policy.get_or_init(|| p).as_ref())
     }
 
     /// Runs a future on a fresh multi-threaded runtime (berth is short-lived; one per command).

@@ -226,7 +226,11 @@ impl Provider for StoreProvider<'_> {
             return Ok(ProvidedImage { name: r.to_string(), image });
         }
         let client = crate::cmd::registry::client(self.ctx).map_err(|e| e.to_string())?;
-        let src = Source::Registry(Box::new(berth_transport::registry::RegistrySource::new(client, r.clone())));
+        let pinned = crate::cmd::registry::enforce_policy(self.ctx, &client, &r).map_err(|e| format!("{e:#}"))?;
+        let src = Source::Registry(Box::new(berth_transport::registry::RegistrySource::new(
+            client,
+            pinned.unwrap_or_else(|| r.clone()),
+        )));
         let sink = Sink::Store(StoreSink::new(&self.store).map_err(|e| e.to_string())?);
         let opts = CopyOptions { platform: Some(platform.clone()), names: vec![r.clone()], ..Default::default() };
         let copied = self

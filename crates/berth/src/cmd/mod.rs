@@ -6,11 +6,12 @@ pub mod containers;
 pub mod images;
 mod manifest;
 pub mod registry;
+mod sign;
 mod system;
 
 use anyhow::Result;
 
-use crate::cli::{BuilderCmd, BuildxCmd, Command, ContainerCmd, DebugCmd, HealthcheckCmd, ImageCmd, SystemCmd};
+use crate::cli::{BuilderCmd, BuildxCmd, Command, ContainerCmd, DebugCmd, HealthcheckCmd, ImageCmd, KeyCmd, SystemCmd};
 use crate::ctx::Ctx;
 use crate::errors::exit_with;
 
@@ -55,6 +56,9 @@ pub fn dispatch(ctx: &Ctx, cmd: Command) -> Result<i32> {
         Command::Login(a) => registry::login(ctx, &a),
         Command::Logout(a) => registry::logout(ctx, &a),
         Command::Search(a) => registry::search(ctx, &a),
+        Command::Key(KeyCmd::Generate(a)) => sign::key_generate(&a),
+        Command::Sign(a) => sign::sign(ctx, &a),
+        Command::Verify(a) => sign::verify(ctx, &a),
         Command::System(SystemCmd::Check(a)) => system::check(ctx, &a),
         Command::System(SystemCmd::Df(a)) => system::df(ctx, &a),
         Command::System(SystemCmd::Info) => system::info(ctx),

@@ -99,6 +99,30 @@ pub fn pull(ctx: &Ctx, a: &PullArgs) -> Result<i32> {
     Ok(0)
 }
 
+/// Applies the signature policy to a pull of `r`. `Ok(None)`: the policy asks for nothing (no
+/// policy file, or insecureAcceptAnything). `Ok(Some(pinned))`: the image was checked; pull
+/// `pinned` (`r` with the checked manifest digest) so that what is stored is what was checked.
+pub fn enforce_policy(ctx: &Ctx, client: &Client, r: &Reference) -> Result<Option<Reference>> {
+    let Some(policy) = ctx.policy()? else { return Ok(None) };
+    let app = policy.applicable(r)?;
+    if !app.needs_signatures() {
+        return Ok(None);
+    }
+    policy.check_reject(r, &app)?;
+    let digest = match r.digest() {
+        Some(d) => d.clone(),
+        None => match ctx.block_on(client.head_manifest(r))?.map_err(|e| explain(e, r.domain()))? {
+            Some(info) => info.digest,
+            None => ctx.block_on(client.get_manifest(r))?.map_err(|e| explain(e, r.domain()))?.digest,
+        },
+    };
+    let sigs = ctx
+        .block_on(berth_sign::cosign::fetch_signatures(client, r, &digest))?
+        .map_err(|e| anyhow!("reading the signatures of {}: {e}", r.familiar()))?;
+    policy.check(r, &digest, &app, &sigs)?;
+    Ok(Some(r.with_digest(digest)))
+}
+
 /// Pulls one reference into the store; returns the fully qualified reference string.
 pub fn pull_one(ctx: &Ctx, client: &Client, r: &Reference, a: &PullArgs) -> Result<String> {
     let store = ctx.store()?;
@@ -107,6 +131,7 @@ pub fn pull_one(ctx: &Ctx, client: &Client, r: &Reference, a: &PullArgs) -> Resu
     if let Some(p) = &progress {
         p.id_message(&label, &format!("Pulling from {}", r.familiar_repository_path()));
     }
+    let pinned = enforce_policy(ctx, client, r)?;
     let before_desc = store.ref_descriptor(r)?;
     let before = before_desc.as_ref().map(|d| d.digest.clone());
     // Docker's "up to date" means the name already points to the same image ID (config digest):
@@ -126,7 +151,7 @@ pub fn pull_one(ctx: &Ctx, client: &Client, r: &Reference, a: &PullArgs) -> Resu
         }
         return Ok(r.to_string());
     }
-    let src = Source::Registry(Box::new(RegistrySource::new(client.clone(), r.clone())));
+    let src = Source::Registry(Box::new(RegistrySource::new(client.clone(), pinned.unwrap_or_else(|| r.clone()))));
     let sink = Sink::Store(StoreSink::new(store)?);
     let opts = CopyOptions {
         platform,
@@ -396,7 +421,7 @@ fn display_server(key: &str) -> String {
 }
 
 /// Reads a password from the terminal without echo.
-fn read_password(prompt: &str) -> Result<String> {
+pub(crate) fn read_password(prompt: &str) -> Result<String> {
     eprint!("{prompt}");
     std::io::stderr().flush()?;
     let fd = 0;
