@@ -684,6 +684,63 @@ impl<R: Read> Entry<'_, R> {
     pub fn position(&self) -> u64 {
         self.tar.pos
     }
+
+    /// For a sparse entry whose logical position is in a hole: moves past the hole without
+    /// producing its zeros and returns its length; 0 anywhere else. Lets a writer seek over
+    /// holes, so a tiny archive describing a huge sparse file costs no time.
+    pub fn skip_hole(&mut self) -> u64 {
+        let Some(st) = self.tar.cur.as_mut().and_then(|c| c.sparse.as_mut()) else { return 0 };
+        while let Some(&(off, len)) = st.segments.get(st.idx) {
+            if st.lpos >= off && off.saturating_add(len) <= st.lpos {
+                st.idx += 1; // exhausted (or empty) segment
+            } else {
+                break;
+            }
+        }
+        let end = match st.segments.get(st.idx) {
+            Some(&(off, _)) if st.lpos >= off => return 0, // inside a data segment
+            Some(&(off, _)) => off,
+            None => st.size,
+        };
+        let gap = end.saturating_sub(st.lpos);
+        st.lpos += gap;
+        gap
+    }
+
+    /// Reads like [`Read::read`] until `buf` is full, the entry ends, or (for sparse entries)
+    /// a hole begins; see [`Entry::skip_hole`].
+    pub fn read_until_hole(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut n = 0;
+        while n < buf.len() {
+            if self.at_hole() {
+                break;
+            }
+            let Some(b) = buf.get_mut(n..) else { break };
+            match self.read(b) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(n)
+    }
+
+    fn at_hole(&self) -> bool {
+        let Some(st) = self.tar.cur.as_ref().and_then(|c| c.sparse.as_ref()) else { return false };
+        if st.lpos >= st.size {
+            return false;
+        }
+        let mut idx = st.idx;
+        while let Some(&(off, len)) = st.segments.get(idx) {
+            if st.lpos >= off && off.saturating_add(len) <= st.lpos {
+                idx += 1;
+                continue;
+            }
+            return st.lpos < off;
+        }
+        true
+    }
 }
 
 impl<R: Read> Read for Entry<'_, R> {

@@ -137,6 +137,10 @@ impl Containers {
         let mut out = Vec::new();
         for e in rd.flatten() {
             let id = e.file_name().to_string_lossy().into_owned();
+            if !self.dir(&id).config_path().exists() {
+                // Being created (or a create that was killed before its record was written).
+                continue;
+            }
             match self.inspect(&id) {
                 Ok(i) => out.push(i),
                 Err(Error::NoSuchContainer { .. }) => {}

@@ -251,8 +251,9 @@ fn overlay_data(lowers: &[PathBuf], stack: &LayerStack) -> String {
 
 /// Docker's trick for many layers with the old mount API: short symlinks to each layer.
 fn short_link_dir(lowers: &[PathBuf]) -> Result<PathBuf> {
-    let dir = PathBuf::from(format!("/run/berth/l/{}", &crate::util::random_id()[..10]));
-    fs::create_dir_all(&dir).ctx("create layer link dir", &dir)?;
+    let parent = crate::private::private_state_dirs(Path::new("/run/berth"), &["l"])?;
+    let dir = parent.join(&crate::util::random_id()[..10]);
+    crate::private::private_dir(&dir)?;
     for (i, l) in lowers.iter().enumerate() {
         let link = dir.join(i.to_string());
         std::os::unix::fs::symlink(l, &link).ctx("symlink layer", &link)?;

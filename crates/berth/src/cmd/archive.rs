@@ -134,8 +134,8 @@ fn materialize(store: &Store, input: Option<&Path>) -> Result<(PathBuf, Option<S
         Box::new(berth_archive::compress::Decoder::new(chained)?)
     };
     let path = store.root().join("tmp").join(format!(
-        "{}-load-{}.tar",
-        std::process::id(),
+        "{}load-{}.tar",
+        berth_store::owner_prefix(),
         chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
     ));
     let spool = Spool(path.clone());

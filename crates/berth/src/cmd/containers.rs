@@ -58,8 +58,9 @@ pub fn find(ctx: &Ctx, s: &str) -> Result<ContainerInfo> {
 pub fn in_use(ctx: &Ctx) -> Result<(HashSet<berth_types::Digest>, Vec<PathBuf>)> {
     let mut ids = HashSet::new();
     let mut lowers = Vec::new();
-    let Ok(c) = containers(ctx) else { return Ok((ids, lowers)) };
-    for info in c.list().unwrap_or_default() {
+    // An unreadable container record is an error, not "no containers": GC would otherwise
+    // collect the layers that container runs on.
+    for info in containers(ctx)?.list()? {
         if let Some(id) = annotation(&info.record.config, ANN_IMAGE_ID).and_then(|s| berth_types::Digest::parse(s).ok())
         {
             ids.insert(id);
@@ -465,6 +466,9 @@ pub fn create(ctx: &Ctx, a: &RunArgs) -> Result<i32> {
 fn create_record(ctx: &Ctx, a: &RunArgs) -> Result<String> {
     let image = a.image_and_command.first().ok_or_else(|| exit_with(125, "\"run\" requires at least 1 argument"))?;
     let platform = a.platform.as_deref().map(Platform::parse).transpose().map_err(|e| exit_with(125, e.to_string()))?;
+    // Held until the container record (which roots the image's layers) is written, so that a
+    // concurrent prune cannot collect the image between the lookup and the record.
+    let _gc = ctx.store()?.gc_guard()?;
     let (img, image_name) = image_for_run(ctx, image, &a.pull, platform.as_ref(), a.quiet)?;
     let c = containers(ctx)?;
     let existing = c.list()?;
@@ -935,7 +939,7 @@ fn mount_container_fs(ctx: &Ctx, info: &ContainerInfo) -> Result<(berth_runtime:
     {
         lower.push(u.clone());
     }
-    let target = tempfile::Builder::new().prefix("berth-export-").tempdir_in(ctx.store()?.root().join("tmp"))?;
+    let target = tempfile::Builder::new().prefix(&format!("{}berth-export-", berth_store::owner_prefix())).tempdir_in(ctx.store()?.root().join("tmp"))?;
     let m = berth_runtime::mount_rootfs(
         &RootfsSource::Layers(LayerStack { lower, upper: None, work: None, mode: RootfsMode::Auto, volatile: false }),
         target.path(),
@@ -1022,7 +1026,7 @@ fn write_image(
 pub fn import(ctx: &Ctx, a: &ImportArgs) -> Result<i32> {
     let store = ctx.store()?;
     let _gc = store.gc_guard()?;
-    let tmp = tempfile::NamedTempFile::new_in(store.root().join("tmp"))?;
+    let tmp = tempfile::Builder::new().prefix(&berth_store::owner_prefix()).tempfile_in(store.root().join("tmp"))?;
     let src = a.source.as_str();
     if src == "-" {
         let mut f = std::fs::File::create(tmp.path())?;
@@ -1109,7 +1113,7 @@ pub fn commit(ctx: &Ctx, a: &CommitArgs) -> Result<i32> {
             if builder.is_empty() {
                 history.empty_layer = true;
             } else {
-                let tmp = tempfile::NamedTempFile::new_in(store.root().join("tmp"))?;
+                let tmp = tempfile::Builder::new().prefix(&berth_store::owner_prefix()).tempfile_in(store.root().join("tmp"))?;
                 {
                     let mut tw =
                         berth_archive::TarWriter::new(std::io::BufWriter::new(std::fs::File::create(tmp.path())?));

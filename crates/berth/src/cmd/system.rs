@@ -223,8 +223,7 @@ pub fn builder_prune(ctx: &Ctx, a: &crate::cli::BuilderPruneArgs) -> Result<i32>
     if a.all && until.is_none() && keep.is_none() {
         cache.clear_mounts()?;
     }
-    let roots = gc_roots(ctx)?;
-    store.gc(&roots)?;
+    store.gc_with(|| gc_roots(ctx))?;
     let after = crate::cmd::images::disk_usage(store) + cache.mounts_size();
     let mut out = std::io::stdout().lock();
     if !deleted.is_empty() {
@@ -290,8 +289,7 @@ pub fn builder_auto_gc(ctx: &Ctx) -> Result<()> {
     }
     records.sort_by_key(|(_, r)| r.last_used);
     remove_records(&cache, &records, |_, total| total > keep);
-    let roots = gc_roots(ctx)?;
-    if let Some(report) = store.try_gc(&roots)? {
+    if let Some(report) = store.try_gc_with(|| gc_roots(ctx))? {
         tracing::debug!(bytes = report.bytes, "build cache over {keep} bytes: collected");
     }
     Ok(())
