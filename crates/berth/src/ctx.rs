@@ -29,6 +29,12 @@ impl Ctx {
             return Ok(s);
         }
         let s = Store::open(&self.root).with_context(|| format!("opening the store at {}", self.root.display()))?;
+        // Leftovers of berth processes killed while running a container (their rootfs mounts,
+        // bundles and requests under the runtime state directory); one readdir when clean.
+        let state_root = berth_runtime::RuntimeOptions::default().state_root;
+        for id in berth_runtime::private::clean_stale_state(&state_root) {
+            tracing::debug!("removed the runtime state of {id}, left by a killed berth process");
+        }
         Ok(self.store.get_or_init(|| s))
     }
 
