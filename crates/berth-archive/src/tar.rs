@@ -1535,6 +1535,73 @@ mod tests {
         assert_eq!(e[0].1, want);
     }
 
+    /// A PAX 0.1 sparse file of `size` bytes holding "abc" at `size / 2`.
+    fn sparse_bomb(size: u64) -> Vec<u8> {
+        let mut pax = BTreeMap::new();
+        pax.insert(b"GNU.sparse.major".to_vec(), b"0".to_vec());
+        pax.insert(b"GNU.sparse.minor".to_vec(), b"1".to_vec());
+        pax.insert(b"GNU.sparse.map".to_vec(), format!("{},3", size / 2).into_bytes());
+        pax.insert(b"GNU.sparse.size".to_vec(), size.to_string().into_bytes());
+        let data = encode_pax(&pax);
+        let mut t = ustar_block(b"p", &[], b'x', 0o644, 0, 0, data.len() as u64, 0, &[], 0, 0).to_vec();
+        t.extend_from_slice(&data);
+        t.resize(t.len() + padding(data.len() as u64) as usize, 0);
+        t.extend_from_slice(&ustar_block(b"bomb", &[], b'0', 0o644, 0, 0, 3, 0, &[], 0, 0));
+        t.extend_from_slice(b"abc");
+        t.resize(t.len() + 509, 0);
+        t.extend_from_slice(&[0u8; 1024]);
+        t
+    }
+
+    fn no_limits() -> crate::ApplyOptions {
+        crate::ApplyOptions { max_expanded: None, max_sparse_ratio: None, ..crate::ApplyOptions::default() }
+    }
+
+    #[test]
+    fn sparse_holes_are_seeked_over_not_written() {
+        use std::io::{Read, Seek, SeekFrom};
+        use std::os::unix::fs::MetadataExt;
+        let size = 16u64 << 30;
+        let dir = tempfile::tempdir().unwrap();
+        let rep = crate::apply_tar(dir.path(), std::io::Cursor::new(sparse_bomb(size)), &no_limits()).unwrap();
+        let p = dir.path().join("bomb");
+        let md = std::fs::metadata(&p).unwrap();
+        assert_eq!(md.len(), size, "apparent size kept");
+        assert!(md.blocks() * 512 < 1 << 20, "holes were written: {} blocks", md.blocks());
+        assert_eq!(rep.bytes, size, "the layer's size is its apparent size, as Docker reports");
+        let mut f = std::fs::File::open(&p).unwrap();
+        f.seek(SeekFrom::Start(size / 2 - 1)).unwrap();
+        let mut b = [9u8; 5];
+        f.read_exact(&mut b).unwrap();
+        assert_eq!(&b, b"\0abc\0");
+    }
+
+    #[test]
+    fn expansion_limits_refuse_bombs_and_name_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = crate::ApplyOptions { max_expanded: Some(1 << 30), ..no_limits() };
+        let e = crate::apply_tar(dir.path(), std::io::Cursor::new(sparse_bomb(2 << 30)), &opts).unwrap_err();
+        assert!(matches!(e, Error::TooLarge { .. }), "{e}");
+        assert!(e.to_string().contains("1073741824") && e.to_string().contains("BERTH_MAX_LAYER_SIZE"), "{e}");
+        assert!(!dir.path().join("bomb").exists(), "refused before writing");
+        let opts = crate::ApplyOptions { max_sparse_ratio: Some(1000), ..no_limits() };
+        let e = crate::apply_tar(dir.path(), std::io::Cursor::new(sparse_bomb(16 << 30)), &opts).unwrap_err();
+        assert!(e.to_string().contains("BERTH_MAX_LAYER_RATIO"), "{e}");
+        // Small sparse files are below the ratio floor.
+        crate::apply_tar(dir.path(), std::io::Cursor::new(sparse_bomb(100 << 20)), &opts).unwrap();
+    }
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(crate::apply::parse_size("64g"), Some(64 << 30));
+        assert_eq!(crate::apply::parse_size("64GiB"), Some(64 << 30));
+        assert_eq!(crate::apply::parse_size("512M"), Some(512 << 20));
+        assert_eq!(crate::apply::parse_size("1000"), Some(1000));
+        assert_eq!(crate::apply::parse_size("0"), Some(0));
+        assert_eq!(crate::apply::parse_size("x"), None);
+        assert_eq!(crate::apply::parse_size("-1"), None);
+    }
+
     #[test]
     fn header_only_types_have_no_data() {
         // A symlink header claiming 512 bytes of data, followed by a real file: Go (and so
