@@ -158,6 +158,20 @@ fn syncfs(p: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Whether a mount whose mount point is not below `p` names `p` (as an overlay upper, work or
+/// lower dir, or a bind source).
+fn used_by_mount_elsewhere(mountinfo: &str, p: &Path) -> bool {
+    let ps = p.to_string_lossy();
+    mountinfo.lines().any(|l| {
+        let point = l.split(' ').nth(4).unwrap_or("");
+        !Path::new(point).starts_with(p)
+            && l.match_indices(ps.as_ref()).any(|(i, _)| {
+                // A whole path component: followed by `/`, `,`, ` `, `:` or the end.
+                l.as_bytes().get(i + ps.len()).is_none_or(|c| matches!(c, b'/' | b',' | b' ' | b':'))
+            })
+    })
+}
+
 /// A layer's root directory takes its mode from the archive (`./` entry), so an image can ask
 /// for a world-writable root. The container's `/` keeps the owner's bits, but group and others
 /// lose write access: nobody but the store's owner may change a layer every later container
@@ -197,6 +211,7 @@ impl Store {
     pub(crate) fn clean_stale_tmp(&self) {
         let tmp = self.tmp_dir();
         let Ok(rd) = std::fs::read_dir(&tmp) else { return };
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
         for e in rd.flatten() {
             let name = e.file_name();
             let Some(alive) = name.to_str().and_then(fsutil::owner_alive) else { continue };
@@ -204,6 +219,13 @@ impl Store {
                 continue;
             }
             let p = e.path();
+            if used_by_mount_elsewhere(&mountinfo, &p) {
+                // The upper dir of a container still running after its berth process died
+                // (its rootfs is mounted under the runtime state directory): kept until that
+                // mount is gone.
+                tracing::debug!(path = %p.display(), "leftover temp entry still used by a mount; kept");
+                continue;
+            }
             match fsutil::unmount_below(&p) {
                 Ok(0) => {}
                 Ok(n) => tracing::debug!(path = %p.display(), "detached {n} mount(s) left by a dead process"),
@@ -217,5 +239,20 @@ impl Store {
                 Err(err) => tracing::debug!(path = %p.display(), "cannot remove a leftover temp entry: {err}"),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod mount_tests {
+    use super::used_by_mount_elsewhere;
+    use std::path::Path;
+
+    #[test]
+    fn temp_entries_used_by_other_mounts_are_recognised() {
+        let info = "53 27 0:42 / /run/berth/c/x/rootfs rw - overlay none rw,lowerdir=/s/root/snapshots/a/fs,upperdir=/s/root/tmp/1@2-0-3.snap/fs,workdir=/s/root/tmp/1@2-0-3.snap/work\n\
+                    60 27 0:43 / /s/root/tmp/9@9-ro-x rw - overlay none rw,lowerdir=/s/root/snapshots/a/fs\n";
+        assert!(used_by_mount_elsewhere(info, Path::new("/s/root/tmp/1@2-0-3.snap")));
+        assert!(!used_by_mount_elsewhere(info, Path::new("/s/root/tmp/1@2-0-3")), "a prefix is not the path");
+        assert!(!used_by_mount_elsewhere(info, Path::new("/s/root/tmp/9@9-ro-x")), "mounted below: detached, not kept");
     }
 }

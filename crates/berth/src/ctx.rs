@@ -28,13 +28,13 @@ impl Ctx {
         if let Some(s) = self.store.get() {
             return Ok(s);
         }
-        let s = Store::open(&self.root).with_context(|| format!("opening the store at {}", self.root.display()))?;
-        // Leftovers of berth processes killed while running a container (their rootfs mounts,
-        // bundles and requests under the runtime state directory); one readdir when clean.
+        // First the runtime state's leftovers (their overlay mounts use the store's tmp/), then
+        // the store's own (in `Store::open`).
         let state_root = berth_runtime::RuntimeOptions::default().state_root;
         for id in berth_runtime::private::clean_stale_state(&state_root) {
             tracing::debug!("removed the runtime state of {id}, left by a killed berth process");
         }
+        let s = Store::open(&self.root).with_context(|| format!("opening the store at {}", self.root.display()))?;
         Ok(self.store.get_or_init(|| s))
     }
 
