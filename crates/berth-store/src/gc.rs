@@ -271,6 +271,7 @@ impl Store {
                 Err(err) => r.problems.push(format!("{name}: {err}")),
             }
         }
+        self.check_modes(&mut r);
         for d in self.snapshots()? {
             r.snapshots_checked += 1;
             if !self.has_snapshot(&d) {
@@ -280,6 +281,43 @@ impl Store {
             }
         }
         Ok(r)
+    }
+
+    /// Modes other local users could abuse: a store directory they can enter, a snapshot
+    /// directory they can enter, a layer root they can write (one `stat` each; cheap).
+    fn check_modes(&self, r: &mut CheckReport) {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::symlink_metadata(p).ok().map(|m| m.permissions().mode() & 0o7777);
+        for d in ["", "blobs", "snapshots", "tmp"] {
+            let p = self.root.join(d);
+            if let Some(m) = mode(&p)
+                && m & 0o077 != 0
+            {
+                r.problems.push(format!(
+                    "{} has mode {m:04o}: other users can reach the store (berth makes it 0700 when it opens the store; \
+                     check who changed it)",
+                    p.display()
+                ));
+            }
+        }
+        let Ok(rd) = std::fs::read_dir(self.root.join("snapshots")) else { return };
+        for e in rd.flatten() {
+            let p = e.path();
+            if let Some(m) = mode(&p)
+                && m & 0o077 != 0
+            {
+                r.problems.push(format!("unpacked layer {}: directory mode {m:04o} lets other users in", p.display()));
+            }
+            if let Some(m) = mode(&p.join("fs"))
+                && m & 0o022 != 0
+            {
+                r.problems.push(format!(
+                    "unpacked layer {}: its root is group/world-writable (mode {m:04o}); the layer may have been \
+                     tampered with: remove it with 'berth rmi' and pull again",
+                    p.display()
+                ));
+            }
+        }
     }
 
     /// Removes the whole store content (used by tests and `system reset`-like commands).

@@ -141,3 +141,27 @@ fn another_user_reads_nothing_of_the_runtime_state() {
     assert!(!ls.status.success(), "the probe user reached the container's rootfs");
     b.ok_args(["rm", "-f", &id]);
 }
+
+#[test]
+fn check_deep_finds_tampered_layers_and_plain_check_finds_abusable_modes() {
+    let b = Berth::new();
+    let work = tempdir("layer");
+    let tar = hostile_layer(work.path());
+    b.ok_args(["import", tar.to_str().unwrap(), "probe:1"]);
+    let out = b.ok("system check --deep");
+    assert!(out.stdout.contains("store OK"), "{}", out.stdout);
+    let snaps = snapshot_dirs(&b.root);
+    let fs = snaps[0].join("fs");
+    // Tampering: a planted file, a replaced binary's content, a world-writable root.
+    std::fs::write(fs.join("planted"), b"x").unwrap();
+    std::fs::write(fs.join("suid"), b"#!/bin/sh\nid\n").unwrap();
+    chmod(&fs.join("suid"), 0o4755);
+    chmod(&fs, 0o777);
+    let plain = b.run("system check");
+    assert!(!plain.success(), "plain check missed a world-writable layer root");
+    assert!(plain.stdout.contains("group/world-writable"), "{}", plain.stdout);
+    let deep = b.run("system check --deep");
+    assert!(!deep.success());
+    assert!(deep.stdout.contains("planted: not in the layer"), "{}", deep.stdout);
+    assert!(deep.stdout.contains("/suid: content differs"), "{}", deep.stdout);
+}

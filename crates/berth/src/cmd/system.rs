@@ -52,9 +52,12 @@ pub fn images_in_use(ctx: &Ctx) -> Result<HashSet<Digest>> {
     Ok(crate::cmd::containers::in_use(ctx)?.0)
 }
 
-pub fn check(ctx: &Ctx, _a: &SystemCheckArgs) -> Result<i32> {
+pub fn check(ctx: &Ctx, a: &SystemCheckArgs) -> Result<i32> {
     let store = ctx.store()?;
-    let r = store.check()?;
+    let mut r = store.check()?;
+    if a.deep {
+        crate::cmd::deep::check_snapshots(store, &mut r);
+    }
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
