@@ -992,7 +992,9 @@ impl Solver<'_> {
                         .unwrap_or("download")
                         .to_string();
                     let target = if dest_is_dir { dest_host.join(&name) } else { dest_host.clone() };
-                    let tmp = tempfile::Builder::new().prefix(&berth_store::owner_prefix()).tempfile_in(self.store.root().join("tmp"))
+                    let tmp = tempfile::Builder::new()
+                        .prefix(&berth_store::owner_prefix())
+                        .tempfile_in(self.store.root().join("tmp"))
                         .map_err(|e| BuildError::io(self.store.root(), e))?;
                     self.provider.fetch(&url, tmp.path()).map_err(BuildError::Other)?;
                     let data = std::fs::read(tmp.path()).map_err(|e| BuildError::io(tmp.path(), e))?;

@@ -269,8 +269,7 @@ impl Containers {
                     st.started_at = now_rfc3339();
                     st.finished_at = ZERO_TIME.into();
                     st.supervisor_pid = std::process::id() as i32;
-                    st.supervisor_pid_start =
-                        crate::private::process_start_time(st.supervisor_pid).unwrap_or(0);
+                    st.supervisor_pid_start = crate::private::process_start_time(st.supervisor_pid).unwrap_or(0);
                 });
             }
         }

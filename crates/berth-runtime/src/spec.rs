@@ -158,6 +158,8 @@ pub struct EtcFiles {
 
 /// Inputs of [`build_spec`] that are not in the high-level config.
 /// Whether `/sys/fs/cgroup` is a cgroup2 filesystem (unified mode), as Docker decides.
+// `f_type`'s integer type differs between architectures; the cast is needed on some.
+#[allow(clippy::unnecessary_cast)]
 pub fn cgroup_v2_unified() -> bool {
     rustix::fs::statfs("/sys/fs/cgroup").is_ok_and(|s| s.f_type as i64 == 0x6367_7270)
 }

@@ -41,10 +41,10 @@ use std::path::{Path, PathBuf};
 
 pub use blobs::BlobWriter;
 pub use error::StoreError;
+pub use fsutil::{owner_prefix, process_start_time, unmount_below};
 pub use gc::{CheckReport, GcReport, Roots};
 pub use images::{ImageRecord, LocalImage, Lookup};
 pub use lock::LockGuard;
-pub use fsutil::{owner_prefix, process_start_time, unmount_below};
 pub use refs::{ANNOTATION_REF_NAME, RefEntry, RefTable, now_rfc3339};
 pub use snapshots::{SnapshotInfo, TempSnapshot};
 

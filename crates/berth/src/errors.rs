@@ -31,11 +31,10 @@ pub fn exit_with(code: u8, message: impl Into<String>) -> anyhow::Error {
 /// where: the filesystem holding the store, its free space, and how to free some.
 pub fn disk_full_hint(e: &anyhow::Error, root: &std::path::Path) -> Option<String> {
     let full = e.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>().and_then(|io| io.raw_os_error()).is_some_and(|n| n == 28 || n == 122)
-            || {
-                let s = c.to_string();
-                s.contains("(os error 28)") || s.contains("(os error 122)") || s.contains("No space left on device")
-            }
+        c.downcast_ref::<std::io::Error>().and_then(|io| io.raw_os_error()).is_some_and(|n| n == 28 || n == 122) || {
+            let s = c.to_string();
+            s.contains("(os error 28)") || s.contains("(os error 122)") || s.contains("No space left on device")
+        }
     });
     if !full {
         return None;

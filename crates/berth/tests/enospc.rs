@@ -18,7 +18,8 @@ impl Tmpfs {
             return None;
         }
         let d = tempdir("enospc");
-        let st = Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(d.path()).status();
+        let st =
+            Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(d.path()).status();
         assert!(st.expect("run mount").success());
         Some(Tmpfs(d))
     }

@@ -61,7 +61,8 @@ fn hostile_layer(dir: &Path) -> PathBuf {
     chmod(&src.join("suid"), 0o4755);
     chmod(&src, 0o777);
     let tar = dir.join("layer.tar");
-    let st = Command::new("tar").arg("-C").arg(&src).args(["--owner=0", "--group=0", "-cf"]).arg(&tar).arg(".").status();
+    let st =
+        Command::new("tar").arg("-C").arg(&src).args(["--owner=0", "--group=0", "-cf"]).arg(&tar).arg(".").status();
     assert!(st.expect("run tar").success());
     tar
 }

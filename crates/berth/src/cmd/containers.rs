@@ -939,7 +939,9 @@ fn mount_container_fs(ctx: &Ctx, info: &ContainerInfo) -> Result<(berth_runtime:
     {
         lower.push(u.clone());
     }
-    let target = tempfile::Builder::new().prefix(&format!("{}berth-export-", berth_store::owner_prefix())).tempdir_in(ctx.store()?.root().join("tmp"))?;
+    let target = tempfile::Builder::new()
+        .prefix(&format!("{}berth-export-", berth_store::owner_prefix()))
+        .tempdir_in(ctx.store()?.root().join("tmp"))?;
     let m = berth_runtime::mount_rootfs(
         &RootfsSource::Layers(LayerStack { lower, upper: None, work: None, mode: RootfsMode::Auto, volatile: false }),
         target.path(),
@@ -1113,7 +1115,9 @@ pub fn commit(ctx: &Ctx, a: &CommitArgs) -> Result<i32> {
             if builder.is_empty() {
                 history.empty_layer = true;
             } else {
-                let tmp = tempfile::Builder::new().prefix(&berth_store::owner_prefix()).tempfile_in(store.root().join("tmp"))?;
+                let tmp = tempfile::Builder::new()
+                    .prefix(&berth_store::owner_prefix())
+                    .tempfile_in(store.root().join("tmp"))?;
                 {
                     let mut tw =
                         berth_archive::TarWriter::new(std::io::BufWriter::new(std::fs::File::create(tmp.path())?));
