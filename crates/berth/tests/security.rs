@@ -166,3 +166,38 @@ fn check_deep_finds_tampered_layers_and_plain_check_finds_abusable_modes() {
     assert!(deep.stdout.contains("planted: not in the layer"), "{}", deep.stdout);
     assert!(deep.stdout.contains("/suid: content differs"), "{}", deep.stdout);
 }
+
+#[test]
+fn a_sparse_bomb_costs_no_time_and_is_refused_by_default() {
+    let b = Berth::new();
+    let work = tempdir("bomb");
+    let src = work.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    let f = std::fs::File::create(src.join("big")).unwrap();
+    f.set_len(16 << 30).unwrap();
+    let tar = work.path().join("bomb.tar");
+    let st = Command::new("tar").arg("-C").arg(&src).args(["-S", "--format=pax", "-cf"]).arg(&tar).arg(".").status();
+    assert!(st.expect("run tar").success());
+    assert!(std::fs::metadata(&tar).unwrap().len() < 64 << 10);
+    let out = b.run_args(["import", tar.to_str().unwrap(), "bomb:1"]);
+    assert!(!out.success(), "a 16 GiB sparse file in a tiny layer was accepted by default");
+    assert!(out.stderr.contains("bomb.tar") && out.stderr.contains("BERTH_MAX_LAYER_RATIO"), "{}", out.stderr);
+    b.check_store();
+    assert!(b.temp_files().is_empty(), "{:?}", b.temp_files());
+    // Allowed explicitly: unpacked by seeking over the hole (no 16 GiB written); the size shown
+    // is the apparent size, as Docker's.
+    let mut b = b;
+    b.env("BERTH_MAX_LAYER_RATIO", "0");
+    b.ok_args(["import", tar.to_str().unwrap(), "bomb:1"]);
+    let mut disk = 0;
+    walk(&b.root, &mut |p| {
+        use std::os::unix::fs::MetadataExt;
+        disk += std::fs::symlink_metadata(p).map(|m| m.blocks() * 512).unwrap_or(0);
+    });
+    assert!(disk < 64 << 20, "the hole was written: {disk} bytes on disk");
+    let size = b.ok_args(["images", "--format", "{{.Size}}", "bomb:1"]).stdout;
+    assert!(size.trim().ends_with("GB"), "{size}");
+    b.env("BERTH_MAX_LAYER_SIZE", "1g");
+    let out = b.run_args(["import", tar.to_str().unwrap(), "bomb:2"]);
+    assert!(!out.success() && out.stderr.contains("BERTH_MAX_LAYER_SIZE"), "{}", out.stderr);
+}

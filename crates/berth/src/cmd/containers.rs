@@ -981,10 +981,11 @@ pub fn export(ctx: &Ctx, a: &ExportArgs) -> Result<i32> {
 
 /// Stores a layer blob (any compression) in the store, unpacking it as a snapshot; returns its
 /// descriptor and diffID.
-fn ingest_layer(store: &Store, path: &Path) -> Result<(Descriptor, berth_types::Digest)> {
+/// `shown` names the input in errors (the user's file or URL, not our temp copy of it).
+fn ingest_layer(store: &Store, path: &Path, shown: &str) -> Result<(Descriptor, berth_types::Digest)> {
     let f = std::fs::File::open(path).with_context(|| format!("open {}", path.display()))?;
     let m = berth_transport::unpack::ingest_layer(store, std::io::BufReader::new(f), &Default::default())
-        .with_context(|| format!("reading {} as a layer (a tar, plain or compressed)", path.display()))?;
+        .with_context(|| format!("reading {shown} as a layer (a tar, plain or compressed)"))?;
     Ok((Descriptor::new(media::layer_type(false, m.compression), m.compressed, m.compressed_size), m.diff_id))
 }
 
@@ -1041,7 +1042,7 @@ pub fn import(ctx: &Ctx, a: &ImportArgs) -> Result<i32> {
     } else {
         std::fs::copy(src, tmp.path()).map_err(|e| exit_with(1, format!("open {src}: {e}")))?;
     }
-    let (layer, diff_id) = ingest_layer(store, tmp.path())?;
+    let (layer, diff_id) = ingest_layer(store, tmp.path(), src)?;
     let platform = match &a.platform {
         Some(p) => Platform::parse(p).map_err(|e| exit_with(1, e.to_string()))?,
         None => Platform::host(),
@@ -1124,7 +1125,7 @@ pub fn commit(ctx: &Ctx, a: &CommitArgs) -> Result<i32> {
                     builder.write(&mut tw)?;
                     tw.finish()?.flush()?;
                 }
-                let (d, diff) = ingest_layer(store, tmp.path())?;
+                let (d, diff) = ingest_layer(store, tmp.path(), "the container's changes")?;
                 layers.push(d);
                 config.rootfs.diff_ids.push(diff);
             }
