@@ -70,15 +70,78 @@ pub struct ApplyOptions {
     pub preserve_ownership: bool,
     /// Restore extended attributes. `trusted.overlay.*` and `user.overlay.*` are never restored.
     pub xattrs: bool,
+    /// Refuse a layer whose files add up to more than this many bytes (apparent sizes, holes
+    /// included). Default [`LayerLimits::from_env`].
+    pub max_expanded: Option<u64>,
+    /// Refuse a layer whose apparent size passes [`SPARSE_RATIO_FLOOR`] and is more than this
+    /// many times the tar stream read so far: only sparse entries can do that (a plain tar
+    /// holds every byte it unpacks), and only a bomb needs to.
+    pub max_sparse_ratio: Option<u64>,
+}
+
+/// Default limit on a layer's expanded size: 64 GiB.
+pub const DEFAULT_MAX_LAYER_SIZE: u64 = 64 << 30;
+/// Default limit on apparent size per tar byte for sparse layers.
+pub const DEFAULT_MAX_SPARSE_RATIO: u64 = 1000;
+/// The sparse ratio check applies only past this apparent size (1 GiB).
+pub const SPARSE_RATIO_FLOOR: u64 = 1 << 30;
+
+/// The expansion limits, read from the environment: `BERTH_MAX_LAYER_SIZE` (bytes, or with a
+/// `k`/`m`/`g`/`t` binary suffix; `0` = no limit; default 64 GiB) and `BERTH_MAX_LAYER_RATIO`
+/// (`0` = no check; default 1000).
+pub struct LayerLimits;
+
+impl LayerLimits {
+    /// `(max_expanded, max_sparse_ratio)`. An unparsable value falls back to the default (and
+    /// is logged) rather than disabling the protection.
+    pub fn from_env() -> (Option<u64>, Option<u64>) {
+        let get = |name: &str, default: u64| -> Option<u64> {
+            let v = match std::env::var(name) {
+                Ok(v) => v,
+                Err(_) => return Some(default),
+            };
+            match parse_size(&v) {
+                Some(0) => None,
+                Some(n) => Some(n),
+                None => {
+                    tracing::warn!("{name}={v:?} is not a size; using the default {default}");
+                    Some(default)
+                }
+            }
+        };
+        (get("BERTH_MAX_LAYER_SIZE", DEFAULT_MAX_LAYER_SIZE), get("BERTH_MAX_LAYER_RATIO", DEFAULT_MAX_SPARSE_RATIO))
+    }
+}
+
+/// `123`, `64g`, `64GiB`, `512M`, `1.5t` (binary units).
+pub fn parse_size(s: &str) -> Option<u64> {
+    let t = s.trim().to_ascii_lowercase();
+    let t = t.strip_suffix("ib").or_else(|| t.strip_suffix('b')).unwrap_or(&t);
+    let (num, mul) = match t.chars().last()? {
+        'k' => (&t[..t.len() - 1], 1u64 << 10),
+        'm' => (&t[..t.len() - 1], 1 << 20),
+        'g' => (&t[..t.len() - 1], 1 << 30),
+        't' => (&t[..t.len() - 1], 1 << 40),
+        _ => (t, 1),
+    };
+    let v: f64 = num.trim().parse().ok()?;
+    if !v.is_finite() || v < 0.0 {
+        return None;
+    }
+    let n = v * mul as f64;
+    if n >= u64::MAX as f64 { Some(u64::MAX) } else { Some(n as u64) }
 }
 
 impl Default for ApplyOptions {
     fn default() -> Self {
+        let (max_expanded, max_sparse_ratio) = LayerLimits::from_env();
         ApplyOptions {
             whiteouts: WhiteoutMode::Flatten,
             create_devices: false,
             preserve_ownership: rustix::process::geteuid().is_root(),
             xattrs: true,
+            max_expanded,
+            max_sparse_ratio,
         }
     }
 }
@@ -319,7 +382,7 @@ impl<'o> Applier<'o> {
         }
     }
 
-    fn entry<R: Read>(&mut self, h: &Header, data: &mut R) -> Result<()> {
+    fn entry<R: Read>(&mut self, h: &Header, data: &mut crate::tar::Entry<'_, R>) -> Result<()> {
         let ctx = |op: &'static str| {
             move |e: io::Error| Error::Apply { path: h.display_path(), offset: h.offset, op, source: e }
         };
@@ -479,7 +542,44 @@ impl<'o> Applier<'o> {
         Ok(())
     }
 
-    fn make_file<R: Read>(&mut self, h: &Header, parent: &[u8], name: &[u8], data: &mut R) -> Result<()> {
+    /// Refuses the layer when `expanded` (apparent bytes so far) passes a limit.
+    fn check_expansion(&self, h: &Header, expanded: u64, tar_pos: u64) -> Result<()> {
+        if let Some(max) = self.opts.max_expanded
+            && expanded > max
+        {
+            return Err(Error::TooLarge {
+                path: h.display_path(),
+                offset: h.offset,
+                what: format!(
+                    "the layer expands to more than {max} bytes, the limit (set BERTH_MAX_LAYER_SIZE to change it)"
+                ),
+            });
+        }
+        if let Some(ratio) = self.opts.max_sparse_ratio
+            && expanded > SPARSE_RATIO_FLOOR
+            && expanded / ratio > tar_pos.max(1)
+        {
+            return Err(Error::TooLarge {
+                path: h.display_path(),
+                offset: h.offset,
+                what: format!(
+                    "sparse files expand {tar_pos} archive bytes to more than {expanded} bytes, over the \
+                     limit of {ratio} times (set BERTH_MAX_LAYER_RATIO to change it, 0 to disable)"
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    fn make_file<R: Read>(
+        &mut self,
+        h: &Header,
+        parent: &[u8],
+        name: &[u8],
+        data: &mut crate::tar::Entry<'_, R>,
+    ) -> Result<()> {
+        // Checked before anything is written: a sparse header announces its full size.
+        self.check_expansion(h, self.report.bytes.saturating_add(h.size), data.position())?;
         let ctx = |op: &'static str| {
             move |e: io::Error| Error::Apply { path: h.display_path(), offset: h.offset, op, source: e }
         };
@@ -497,12 +597,20 @@ impl<'o> Applier<'o> {
         let mut f = File::from(fd);
         // Runs of zeros (whole aligned blocks) become holes, as GNU tar -S and containers/
         // storage do: sparse files in a layer stay sparse whatever the archive format says.
-        let skip_zeros = h.size >= HOLE_BLOCK as u64;
+        // Holes of sparse entries are skipped, never produced as zeros: a few KiB of archive
+        // may describe terabytes of holes.
+        let skip_zeros = h.size >= HOLE_BLOCK as u64 || h.sparse.is_some();
         let mut holes = false;
         let mut fpos = 0u64;
         let mut written = 0u64;
         loop {
-            let n = match read_full(data, &mut self.buf) {
+            let hole = data.skip_hole();
+            if hole > 0 {
+                written += hole;
+                holes = true;
+                continue;
+            }
+            let n = match data.read_until_hole(&mut self.buf) {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Err(ctx("read data")(e)),
@@ -748,21 +856,6 @@ impl<'o> Applier<'o> {
 
 /// Granularity of hole detection.
 const HOLE_BLOCK: usize = 32 * 1024;
-
-/// Fills `buf` as far as the reader allows (fewer bytes only at its end).
-fn read_full<R: Read>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        let Some(b) = buf.get_mut(n..) else { break };
-        match r.read(b) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
-}
 
 /// Writes `chunk` (which starts at file offset `at`, a multiple of `HOLE_BLOCK` except maybe
 /// for the last chunk) skipping all-zero blocks. Returns whether a hole was left.

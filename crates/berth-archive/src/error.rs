@@ -27,6 +27,9 @@ pub enum Error {
     /// An entry name or link target that would leave the target directory, or is otherwise unusable.
     #[error("tar entry {path:?} at offset {offset}: unsafe path: {reason}")]
     UnsafePath { path: String, offset: u64, reason: &'static str },
+    /// The layer expands past a configured limit (a decompression or sparse-file bomb).
+    #[error("tar entry {path:?} at offset {offset}: refused: {what}")]
+    TooLarge { path: String, offset: u64, what: String },
     /// A filesystem operation for an entry failed while applying.
     #[error("tar entry {path:?} at offset {offset}: {op}: {source}")]
     Apply {

@@ -684,6 +684,63 @@ impl<R: Read> Entry<'_, R> {
     pub fn position(&self) -> u64 {
         self.tar.pos
     }
+
+    /// For a sparse entry whose logical position is in a hole: moves past the hole without
+    /// producing its zeros and returns its length; 0 anywhere else. Lets a writer seek over
+    /// holes, so a tiny archive describing a huge sparse file costs no time.
+    pub fn skip_hole(&mut self) -> u64 {
+        let Some(st) = self.tar.cur.as_mut().and_then(|c| c.sparse.as_mut()) else { return 0 };
+        while let Some(&(off, len)) = st.segments.get(st.idx) {
+            if st.lpos >= off && off.saturating_add(len) <= st.lpos {
+                st.idx += 1; // exhausted (or empty) segment
+            } else {
+                break;
+            }
+        }
+        let end = match st.segments.get(st.idx) {
+            Some(&(off, _)) if st.lpos >= off => return 0, // inside a data segment
+            Some(&(off, _)) => off,
+            None => st.size,
+        };
+        let gap = end.saturating_sub(st.lpos);
+        st.lpos += gap;
+        gap
+    }
+
+    /// Reads like [`Read::read`] until `buf` is full, the entry ends, or (for sparse entries)
+    /// a hole begins; see [`Entry::skip_hole`].
+    pub fn read_until_hole(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut n = 0;
+        while n < buf.len() {
+            if self.at_hole() {
+                break;
+            }
+            let Some(b) = buf.get_mut(n..) else { break };
+            match self.read(b) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(n)
+    }
+
+    fn at_hole(&self) -> bool {
+        let Some(st) = self.tar.cur.as_ref().and_then(|c| c.sparse.as_ref()) else { return false };
+        if st.lpos >= st.size {
+            return false;
+        }
+        let mut idx = st.idx;
+        while let Some(&(off, len)) = st.segments.get(idx) {
+            if st.lpos >= off && off.saturating_add(len) <= st.lpos {
+                idx += 1;
+                continue;
+            }
+            return st.lpos < off;
+        }
+        true
+    }
 }
 
 impl<R: Read> Read for Entry<'_, R> {
@@ -1476,6 +1533,73 @@ mod tests {
         let mut want = vec![0u8; 20];
         want[10..13].copy_from_slice(b"abc");
         assert_eq!(e[0].1, want);
+    }
+
+    /// A PAX 0.1 sparse file of `size` bytes holding "abc" at `size / 2`.
+    fn sparse_bomb(size: u64) -> Vec<u8> {
+        let mut pax = BTreeMap::new();
+        pax.insert(b"GNU.sparse.major".to_vec(), b"0".to_vec());
+        pax.insert(b"GNU.sparse.minor".to_vec(), b"1".to_vec());
+        pax.insert(b"GNU.sparse.map".to_vec(), format!("{},3", size / 2).into_bytes());
+        pax.insert(b"GNU.sparse.size".to_vec(), size.to_string().into_bytes());
+        let data = encode_pax(&pax);
+        let mut t = ustar_block(b"p", &[], b'x', 0o644, 0, 0, data.len() as u64, 0, &[], 0, 0).to_vec();
+        t.extend_from_slice(&data);
+        t.resize(t.len() + padding(data.len() as u64) as usize, 0);
+        t.extend_from_slice(&ustar_block(b"bomb", &[], b'0', 0o644, 0, 0, 3, 0, &[], 0, 0));
+        t.extend_from_slice(b"abc");
+        t.resize(t.len() + 509, 0);
+        t.extend_from_slice(&[0u8; 1024]);
+        t
+    }
+
+    fn no_limits() -> crate::ApplyOptions {
+        crate::ApplyOptions { max_expanded: None, max_sparse_ratio: None, ..crate::ApplyOptions::default() }
+    }
+
+    #[test]
+    fn sparse_holes_are_seeked_over_not_written() {
+        use std::io::{Read, Seek, SeekFrom};
+        use std::os::unix::fs::MetadataExt;
+        let size = 16u64 << 30;
+        let dir = tempfile::tempdir().unwrap();
+        let rep = crate::apply_tar(dir.path(), std::io::Cursor::new(sparse_bomb(size)), &no_limits()).unwrap();
+        let p = dir.path().join("bomb");
+        let md = std::fs::metadata(&p).unwrap();
+        assert_eq!(md.len(), size, "apparent size kept");
+        assert!(md.blocks() * 512 < 1 << 20, "holes were written: {} blocks", md.blocks());
+        assert_eq!(rep.bytes, size, "the layer's size is its apparent size, as Docker reports");
+        let mut f = std::fs::File::open(&p).unwrap();
+        f.seek(SeekFrom::Start(size / 2 - 1)).unwrap();
+        let mut b = [9u8; 5];
+        f.read_exact(&mut b).unwrap();
+        assert_eq!(&b, b"\0abc\0");
+    }
+
+    #[test]
+    fn expansion_limits_refuse_bombs_and_name_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = crate::ApplyOptions { max_expanded: Some(1 << 30), ..no_limits() };
+        let e = crate::apply_tar(dir.path(), std::io::Cursor::new(sparse_bomb(2 << 30)), &opts).unwrap_err();
+        assert!(matches!(e, Error::TooLarge { .. }), "{e}");
+        assert!(e.to_string().contains("1073741824") && e.to_string().contains("BERTH_MAX_LAYER_SIZE"), "{e}");
+        assert!(!dir.path().join("bomb").exists(), "refused before writing");
+        let opts = crate::ApplyOptions { max_sparse_ratio: Some(1000), ..no_limits() };
+        let e = crate::apply_tar(dir.path(), std::io::Cursor::new(sparse_bomb(16 << 30)), &opts).unwrap_err();
+        assert!(e.to_string().contains("BERTH_MAX_LAYER_RATIO"), "{e}");
+        // Small sparse files are below the ratio floor.
+        crate::apply_tar(dir.path(), std::io::Cursor::new(sparse_bomb(100 << 20)), &opts).unwrap();
+    }
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(crate::apply::parse_size("64g"), Some(64 << 30));
+        assert_eq!(crate::apply::parse_size("64GiB"), Some(64 << 30));
+        assert_eq!(crate::apply::parse_size("512M"), Some(512 << 20));
+        assert_eq!(crate::apply::parse_size("1000"), Some(1000));
+        assert_eq!(crate::apply::parse_size("0"), Some(0));
+        assert_eq!(crate::apply::parse_size("x"), None);
+        assert_eq!(crate::apply::parse_size("-1"), None);
     }
 
     #[test]

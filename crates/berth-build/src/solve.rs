@@ -512,7 +512,7 @@ impl Solver<'_> {
         if let Some((name, data)) = shebang_heredoc(run) {
             // The script, executable, on a read-only mount at /dev/pipes (never in the layer).
             let dir = tempfile::Builder::new()
-                .prefix("heredoc-")
+                .prefix(&format!("{}heredoc-", berth_store::owner_prefix()))
                 .tempdir_in(self.store.root().join("tmp"))
                 .map_err(|e| BuildError::io(self.store.root(), e))?;
             fsops::write_file(&dir.path().join(&name), data.as_bytes(), 0o755, 0, 0, None)?;
@@ -705,7 +705,7 @@ impl Solver<'_> {
                     None => {
                         let ctx = named_dir.as_ref().unwrap_or(&self.opts.context);
                         let tmp = tempfile::Builder::new()
-                            .prefix("bind-")
+                            .prefix(&format!("{}bind-", berth_store::owner_prefix()))
                             .tempdir_in(self.store.root().join("tmp"))
                             .map_err(|e| BuildError::io(self.store.root(), e))?;
                         let dst = tmp.path().join("b");
@@ -719,7 +719,7 @@ impl Solver<'_> {
                         let p = fsops::secure_join(mounted.path(), &src);
                         let p = if *readwrite {
                             let tmp = tempfile::Builder::new()
-                                .prefix("bind-")
+                                .prefix(&format!("{}bind-", berth_store::owner_prefix()))
                                 .tempdir_in(self.store.root().join("tmp"))
                                 .map_err(|e| BuildError::io(self.store.root(), e))?;
                             let dst = tmp.path().join("b");
@@ -742,8 +742,8 @@ impl Solver<'_> {
     /// Mounts a state's layers read-only at a temp directory.
     fn mount_ro(&self, st: &State) -> Result<MountedRootfs> {
         let target = self.store.root().join("tmp").join(format!(
-            "{}-ro-{}",
-            std::process::id(),
+            "{}ro-{}",
+            berth_store::owner_prefix(),
             berth_runtime::util::random_id().get(..12).unwrap_or("x")
         ));
         std::fs::create_dir_all(&target).map_err(|e| BuildError::io(&target, e))?;
@@ -770,8 +770,8 @@ impl Solver<'_> {
             return Ok(MountedRootfs::unmanaged(upper.to_path_buf()));
         }
         let target = self.store.root().join("tmp").join(format!(
-            "{}-rw-{}",
-            std::process::id(),
+            "{}rw-{}",
+            berth_store::owner_prefix(),
             berth_runtime::util::random_id().get(..12).unwrap_or("x")
         ));
         std::fs::create_dir_all(&target).map_err(|e| BuildError::io(&target, e))?;
@@ -1022,9 +1022,9 @@ impl Solver<'_> {
                 Src::Url { url } => {
                     let name = url_file_name(&url)?;
                     let target = if dest_is_dir { dest_host.join(&name) } else { dest_host.clone() };
-                    // Streamed to a temp file of this operation (never held in memory), checked,
-                    // then copied into place.
-                    let mut tmp = tempfile::NamedTempFile::new_in(self.store.root().join("tmp"))
+                    let mut tmp = tempfile::Builder::new()
+                        .prefix(&berth_store::owner_prefix())
+                        .tempfile_in(self.store.root().join("tmp"))
                         .map_err(|e| BuildError::io(self.store.root(), e))?;
                     let fetched =
                         self.provider.fetch(&url, tmp.as_file_mut(), download_limit()).map_err(BuildError::Other)?;
@@ -1076,7 +1076,7 @@ impl Solver<'_> {
                                 // --chown applies to the extracted entries (not to the existing
                                 // destination): extract aside, then merge with the owner.
                                 let tmp = tempfile::Builder::new()
-                                    .prefix("add-")
+                                    .prefix(&format!("{}add-", berth_store::owner_prefix()))
                                     .tempdir_in(self.store.root().join("tmp"))
                                     .map_err(|e| BuildError::io(self.store.root(), e))?;
                                 extract_archive(&host, tmp.path())?;

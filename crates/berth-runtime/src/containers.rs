@@ -22,7 +22,7 @@ use crate::exec::{ExecConfig, exec_in};
 use crate::logs::{LogEntry, LogOptions, LogWriter, read_logs};
 use crate::run::{RunObserver, RunOutcome, RuntimeOptions, Stdio, run};
 use crate::state::{ContainerDir, ContainerRecord, ContainerState, HealthLogEntry, Status, ZERO_TIME};
-use crate::util::{atomic_write, now_rfc3339, pid_alive};
+use crate::util::{atomic_write, now_rfc3339};
 
 /// Parse a signal name (`TERM`, `SIGTERM`, `9`).
 pub fn parse_signal(s: &str) -> Result<Signal> {
@@ -46,6 +46,41 @@ pub struct ContainerInfo {
 #[derive(Debug, Clone)]
 pub struct Containers {
     root: PathBuf,
+}
+
+/// Signals process `pid` only if it is the one that started at `start` (from the state file):
+/// a pidfd is opened first, then the start time checked, then the signal sent through the
+/// pidfd, so a pid reused between the check and the signal can never receive it. `ESRCH` when
+/// the process is gone or the pid was reused.
+pub(crate) fn signal_process(pid: i32, start: u64, sig: i32) -> nix::Result<()> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    if pid <= 0 {
+        return Err(nix::Error::ESRCH);
+    }
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        let e = nix::Error::last();
+        if e != nix::Error::ENOSYS {
+            return Err(e);
+        }
+        // Kernels before 5.3: check, then signal (a small window remains).
+        if !crate::private::same_process(pid, start) {
+            return Err(nix::Error::ESRCH);
+        }
+        return nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::Signal::try_from(sig)?);
+    }
+    // SAFETY: `fd` is a new descriptor we own.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    if !crate::private::same_process(pid, start) {
+        return Err(nix::Error::ESRCH);
+    }
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid pidfd, a signal number, no siginfo, no flags.
+    let r = unsafe {
+        libc::syscall(libc::SYS_pidfd_send_signal, fd.as_raw_fd(), sig, std::ptr::null::<libc::siginfo_t>(), 0)
+    };
+    if r < 0 { Err(nix::Error::last()) } else { Ok(()) }
 }
 
 impl Containers {
@@ -108,12 +143,12 @@ impl Containers {
     /// container died unobserved: mark it exited (code 255 unless known) and clean up.
     fn refresh(&self, d: &ContainerDir, rec: &ContainerRecord) -> Result<ContainerState> {
         let st = d.read_state()?;
-        if st.status != Status::Running || pid_alive(st.pid) || pid_alive(st.supervisor_pid) {
+        if st.status != Status::Running || st.main_alive() || st.supervisor_alive() {
             return Ok(st);
         }
         let _l = d.lock()?;
         let mut st = d.read_state()?;
-        if st.status == Status::Running && !pid_alive(st.pid) && !pid_alive(st.supervisor_pid) {
+        if st.status == Status::Running && !st.main_alive() && !st.supervisor_alive() {
             st.status = Status::Exited;
             st.exit_code = 255;
             st.error = "container process died while berth was not looking".into();
@@ -137,6 +172,10 @@ impl Containers {
         let mut out = Vec::new();
         for e in rd.flatten() {
             let id = e.file_name().to_string_lossy().into_owned();
+            if !self.dir(&id).config_path().exists() {
+                // Being created (or a create that was killed before its record was written).
+                continue;
+            }
             match self.inspect(&id) {
                 Ok(i) => out.push(i),
                 Err(Error::NoSuchContainer { .. }) => {}
@@ -156,7 +195,7 @@ impl Containers {
         {
             let _l = d.lock()?;
             let st = d.read_state()?;
-            if st.status == Status::Running && (pid_alive(st.pid) || pid_alive(st.supervisor_pid)) {
+            if st.status == Status::Running && (st.main_alive() || st.supervisor_alive()) {
                 return Ok(st.pid);
             }
         }
@@ -211,7 +250,7 @@ impl Containers {
         {
             let _start = d.start_lock()?;
             let st = d.read_state()?;
-            if st.status == Status::Running && (pid_alive(st.pid) || pid_alive(st.supervisor_pid)) {
+            if st.status == Status::Running && (st.main_alive() || st.supervisor_alive()) {
                 return Err(Error::WrongState {
                     id: id.into(),
                     state: "running".into(),
@@ -225,10 +264,12 @@ impl Containers {
                 let _ = self.0.update_state(|st| {
                     st.status = Status::Running;
                     st.pid = pid;
+                    st.pid_start = crate::private::process_start_time(pid).unwrap_or(0);
                     st.exit_code = 0;
                     st.started_at = now_rfc3339();
                     st.finished_at = ZERO_TIME.into();
                     st.supervisor_pid = std::process::id() as i32;
+                    st.supervisor_pid_start = crate::private::process_start_time(st.supervisor_pid).unwrap_or(0);
                 });
             }
         }
@@ -306,7 +347,14 @@ impl Containers {
                 hint: "only running containers can be signalled",
             });
         }
-        nix::sys::signal::kill(Pid::from_raw(i.state.pid), sig).map_err(|e| Error::sys("kill", e))
+        signal_process(i.state.pid, i.state.pid_start, sig as i32).map_err(|e| match e {
+            nix::Error::ESRCH => Error::WrongState {
+                id: id.into(),
+                state: "exited".into(),
+                hint: "its process is gone (the pid now belongs to another process or to none)",
+            },
+            e => Error::sys("kill", e),
+        })
     }
 
     /// Docker's stop: StopSignal (default SIGTERM), then SIGKILL after `timeout`
@@ -420,3 +468,24 @@ pub(crate) fn cleanup_orphan(opts: &RuntimeOptions, id: &str) {
 /// Keep `OwnedFd` in the public signature space (re-export for callers building
 /// [`Stdio::Fds`]).
 pub type Fd = OwnedFd;
+
+#[cfg(test)]
+mod signal_tests {
+    use super::signal_process;
+
+    #[test]
+    fn a_recycled_pid_is_never_signalled() {
+        let mut child = std::process::Command::new("sleep").arg("100").spawn().unwrap();
+        let pid = child.id() as i32;
+        let start = crate::private::process_start_time(pid).unwrap();
+        // The state file names another process that once had this pid.
+        assert_eq!(signal_process(pid, start + 7, libc::SIGKILL), Err(nix::Error::ESRCH));
+        assert!(child.try_wait().unwrap().is_none(), "the wrong process was signalled");
+        signal_process(pid, start, libc::SIGKILL).unwrap();
+        let st = child.wait().unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(st.signal(), Some(libc::SIGKILL));
+        // Gone (reaped): ESRCH, never a stray signal.
+        assert_eq!(signal_process(pid, start, libc::SIGKILL), Err(nix::Error::ESRCH));
+    }
+}

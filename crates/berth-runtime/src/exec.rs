@@ -76,9 +76,9 @@ pub fn exec_in(
         process["noNewPrivileges"] = json!(true);
     }
     let dir = opts.scratch_dir(id).join(format!("exec-{}", &crate::util::random_id()[..12]));
-    fs::create_dir_all(&dir).ctx("create", &dir)?;
+    crate::private::private_dir(&dir)?;
     let pfile = dir.join("process.json");
-    fs::write(&pfile, process.to_string()).ctx("write", &pfile)?;
+    crate::private::write_private(&pfile, process.to_string().as_bytes())?;
     let res = match &opts.backend {
         Backend::Embedded => exec_embedded(opts, id, ex, &dir, &pfile, stdio, observer),
         Backend::External(rt) => exec_external(opts, rt, id, ex, &pfile, stdio, observer),

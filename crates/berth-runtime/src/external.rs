@@ -47,7 +47,7 @@ fn add_hooks(opts: &RuntimeOptions, cfg: &ContainerConfig, prep: &Prepared) -> R
         "path": opts.helper_exe,
         "args": [opts.helper_exe.to_string_lossy(), crate::hidden::HOOK_ARG, "loopback-up"],
     }]});
-    fs::write(&p, serde_json::to_vec(&v).map_err(|e| Error::Spec(e.to_string()))?).ctx("write", &p)
+    crate::private::write_private(&p, &serde_json::to_vec(&v).map_err(|e| Error::Spec(e.to_string()))?)
 }
 
 fn to_stdio(f: Option<OwnedFd>) -> PStdio {

@@ -41,13 +41,16 @@ pub fn run_in_helper(
     on_line: &mut dyn FnMut(Stream, &[u8]),
 ) -> Result<RunOutcome> {
     let dir = opts.scratch_dir(id);
-    let parent = opts.state_root.join("c");
-    fs::create_dir_all(&parent).ctx("create", &parent)?;
+    // The scratch directory first, naming us as its owner: if we are killed, the next berth
+    // process finds the request and the helper's mounts by it (see `private`).
+    crate::private::private_state_dirs(&opts.state_root, &["c"])?;
+    crate::private::private_dir(&dir)?;
+    crate::private::add_owner(&dir, std::process::id() as i32)?;
     let req_path = dir.with_extension("request.json");
     let res_path = dir.with_extension("result.json");
     let req = Request { opts: opts.clone(), id: id.into(), config: ContainerConfig { tty: false, ..cfg.clone() } };
     let data = serde_json::to_vec(&req).map_err(|e| Error::Spec(e.to_string()))?;
-    fs::write(&req_path, data).ctx("write", &req_path)?;
+    crate::private::write_private(&req_path, &data)?;
     let _ = fs::remove_file(&res_path);
     let mut child = Command::new(&opts.helper_exe)
         .arg(crate::hidden::RUN_ARG)

@@ -14,6 +14,7 @@ pub mod health;
 mod helper;
 mod hidden;
 pub mod io;
+pub mod private;
 pub mod rootfs;
 pub mod run;
 pub mod seccomp;

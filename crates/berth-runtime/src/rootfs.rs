@@ -168,13 +168,21 @@ fn mount_overlay(stack: &LayerStack, target: &Path) -> Result<MountedRootfs> {
     if stack.lower.is_empty() && !has_upper {
         return Err(Error::InvalidConfig("rootfs has no layers".into()));
     }
+    // The same layer twice (two build steps with identical diffs): overlayfs refuses a lower
+    // used twice (ELOOP). Only the topmost copy is kept: it re-applies every path, whiteout
+    // and opaque marker of the lower copy, so the merged view is the same.
+    let mut lowers: Vec<PathBuf> = Vec::with_capacity(stack.lower.len());
+    for l in stack.lower.iter().rev() {
+        if !lowers.contains(l) {
+            lowers.push(l.clone());
+        }
+    }
     // overlayfs needs two lowers when there is no upper; a single layer is a bind mount.
-    if let (false, [src]) = (has_upper, stack.lower.as_slice()) {
+    if let (false, [src]) = (has_upper, lowers.as_slice()) {
         bind_ro(src, target)?;
         return Ok(MountedRootfs { path: target.to_path_buf(), mounted: true, link_dir: None });
     }
     // An empty lower set with an upper: overlay needs one lower, so use an empty dir.
-    let mut lowers: Vec<PathBuf> = stack.lower.iter().rev().cloned().collect();
     let mut link_dir = None;
     if lowers.is_empty() {
         let empty = target.with_extension("empty");
@@ -251,8 +259,9 @@ fn overlay_data(lowers: &[PathBuf], stack: &LayerStack) -> String {
 
 /// Docker's trick for many layers with the old mount API: short symlinks to each layer.
 fn short_link_dir(lowers: &[PathBuf]) -> Result<PathBuf> {
-    let dir = PathBuf::from(format!("/run/berth/l/{}", &crate::util::random_id()[..10]));
-    fs::create_dir_all(&dir).ctx("create layer link dir", &dir)?;
+    let parent = crate::private::private_state_dirs(Path::new("/run/berth"), &["l"])?;
+    let dir = parent.join(&crate::util::random_id()[..10]);
+    crate::private::private_dir(&dir)?;
     for (i, l) in lowers.iter().enumerate() {
         let link = dir.join(i.to_string());
         std::os::unix::fs::symlink(l, &link).ctx("symlink layer", &link)?;
@@ -433,5 +442,34 @@ mod tests {
         assert!(!up.join("etc/a").exists());
         assert_eq!(fs::read_to_string(up.join("etc/b")).unwrap(), "b");
         assert_eq!(fs::read_to_string(up.join("etc/c")).unwrap(), "c");
+    }
+
+    #[test]
+    fn a_layer_twice_in_the_stack_mounts() {
+        if !rustix::process::geteuid().is_root() {
+            eprintln!("SKIPPED: needs root to mount overlayfs");
+            return;
+        }
+        let d = tempfile::tempdir().unwrap();
+        let (l1, l2, t) = (d.path().join("l1"), d.path().join("l2"), d.path().join("t"));
+        fs::create_dir_all(&l1).unwrap();
+        fs::create_dir_all(&l2).unwrap();
+        fs::write(l1.join("a"), "1").unwrap();
+        fs::write(l2.join("a"), "2").unwrap();
+        fs::write(l2.join("b"), "b").unwrap();
+        let m = mount_overlay(
+            &LayerStack {
+                lower: vec![l2.clone(), l1.clone(), l2.clone(), l1.clone()],
+                upper: None,
+                work: None,
+                mode: RootfsMode::Overlay,
+                volatile: false,
+            },
+            &t,
+        )
+        .unwrap();
+        assert_eq!(fs::read_to_string(t.join("a")).unwrap(), "1", "the topmost copy wins");
+        assert_eq!(fs::read_to_string(t.join("b")).unwrap(), "b");
+        m.unmount().unwrap();
     }
 }

@@ -156,7 +156,7 @@ impl Prepared {
         };
         // Never remove_dir_all: only our own files, so a still-mounted rootfs is safe.
         let _ = fs::remove_file(self.bundle.join("config.json"));
-        for f in ["resolv.conf", "hosts", "hostname", "console.sock", "process.json", "runc.pid"] {
+        for f in ["resolv.conf", "hosts", "hostname", "console.sock", "process.json", "runc.pid", "owner"] {
             let _ = fs::remove_file(self.scratch.join(f));
         }
         let _ = fs::remove_dir(&self.bundle);
@@ -189,7 +189,9 @@ fn missing_chain(root: &Path, dst: &str) -> Vec<PathBuf> {
 /// bundle's config.json.
 pub(crate) fn prepare(opts: &RuntimeOptions, id: &str, cfg: &ContainerConfig) -> Result<Prepared> {
     let scratch = opts.scratch_dir(id);
-    fs::create_dir_all(&scratch).ctx("create", &scratch)?;
+    crate::private::private_state_dirs(&opts.state_root, &["c"])?;
+    crate::private::private_dir(&scratch)?;
+    crate::private::add_owner(&scratch, std::process::id() as i32)?;
     let source = match &cfg.rootfs {
         RootfsSource::Path(p) => RootfsSource::Path(fs::canonicalize(p).ctx("resolve rootfs path", p)?),
         other => other.clone(),
@@ -243,10 +245,10 @@ fn prepare_inner(opts: &RuntimeOptions, id: &str, cfg: &ContainerConfig, prep: &
         }
     }
     prep.created_mountpoints = created;
-    fs::create_dir_all(&prep.bundle).ctx("create", &prep.bundle)?;
+    crate::private::private_dir(&prep.bundle)?;
     let cfg_path = prep.bundle.join("config.json");
     let data = serde_json::to_vec(&spec).map_err(|e| Error::Spec(e.to_string()))?;
-    fs::write(&cfg_path, data).ctx("write", &cfg_path)?;
+    crate::private::write_private(&cfg_path, &data)?;
     Ok(())
 }
 
@@ -432,8 +434,7 @@ fn run_embedded(
     let sfd = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .map_err(|e| Error::sys("signalfd", e))?;
     let wiring = wire(cfg, &mut stdio)?;
-    let lc_root = opts.lc_root();
-    fs::create_dir_all(&lc_root).ctx("create", &lc_root)?;
+    let lc_root = crate::private::private_state_dirs(&opts.state_root, &["lc"])?;
     let sock_path = prep.scratch.join("console.sock");
     let listener = if cfg.tty {
         let _ = fs::remove_file(&sock_path);
@@ -495,6 +496,9 @@ fn drive_embedded(
 ) -> Result<RunOutcome> {
     let id = container.id().to_owned();
     let pid = container.pid().ok_or_else(|| lc_err(&id, "container has no init pid"))?;
+    // The container's init owns the scratch directory too: while it runs, its rootfs mount is
+    // not a leftover even if we are killed.
+    let _ = crate::private::add_owner(&prep.scratch, pid.as_raw());
     let master = match listener {
         Some(l) => {
             let (conn, _) = l.accept().ctx("accept console socket", prep.scratch.join("console.sock"))?;

@@ -190,7 +190,6 @@ const BASE_ALLOW: &[&str] = &[
     "munlock",
     "munlockall",
     "munmap",
-    "name_to_handle_at",
     "nanosleep",
     "newfstatat",
     "open",
@@ -319,7 +318,6 @@ const BASE_ALLOW: &[&str] = &[
     "sigprocmask",
     "sigreturn",
     "sigsuspend",
-    "socket",
     "socketcall",
     "socketpair",
     "splice",
@@ -418,8 +416,15 @@ const CAP_GATED: &[(&str, &[&str])] = &[
     ("CAP_SYSLOG", &["syslog"]),
     ("CAP_BPF", &["bpf"]),
     ("CAP_PERFMON", &["perf_event_open"]),
-    ("CAP_DAC_READ_SEARCH", &["open_by_handle_at"]),
+    ("CAP_DAC_READ_SEARCH", &["open_by_handle_at", "name_to_handle_at"]),
+    // moby's default.json gates name_to_handle_at on CAP_SYS_ADMIN and CAP_DAC_READ_SEARCH
+    // (file handles let a process reach files outside its mount namespace's view).
+    ("CAP_SYS_ADMIN", &["name_to_handle_at"]),
 ];
+
+/// AF_VSOCK: moby's default.json allows `socket` for every family but this one (vsock
+/// reaches the hypervisor or other VMs, outside the container's network namespace).
+const AF_VSOCK: u64 = 40;
 
 /// CLONE_NEWNS | NEWUTS | NEWIPC | NEWUSER | NEWPID | NEWNET | NEWCGROUP.
 const CLONE_NS_FLAGS: u64 =
@@ -473,6 +478,8 @@ pub fn default_profile(caps: &[String], compat32: bool) -> Value {
         rules.push(json!({"names": ["personality"], "action": "SCMP_ACT_ALLOW",
             "args": [{"index": 0, "value": p, "op": "SCMP_CMP_EQ"}]}));
     }
+    rules.push(json!({"names": ["socket"], "action": "SCMP_ACT_ALLOW",
+        "args": [{"index": 0, "value": AF_VSOCK, "op": "SCMP_CMP_NE"}]}));
     if cfg!(target_arch = "x86_64") {
         rules.push(json!({"names": ["arch_prctl", "modify_ldt"], "action": "SCMP_ACT_ALLOW"}));
     }
@@ -556,5 +563,33 @@ mod tests {
         let admin = default_profile(&["CAP_SYS_ADMIN".into()], false);
         assert!(admin.to_string().contains("\"mount\""));
         assert!(!default_profile(&[], false).to_string().contains("\"mount\""));
+    }
+
+    /// The unconditional allow rules (no `args`) of a profile.
+    fn allowed(v: &Value) -> Vec<String> {
+        v["syscalls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["action"] == "SCMP_ACT_ALLOW" && r.get("args").is_none())
+            .flat_map(|r| r["names"].as_array().unwrap().iter().map(|n| n.as_str().unwrap().to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn aligned_with_moby_default_json() {
+        let plain = default_profile(&["CAP_CHOWN".into()], false);
+        assert!(!allowed(&plain).contains(&"name_to_handle_at".to_string()), "needs CAP_SYS_ADMIN");
+        assert!(allowed(&default_profile(&["CAP_SYS_ADMIN".into()], false)).contains(&"name_to_handle_at".into()));
+        assert!(!allowed(&plain).contains(&"socket".to_string()), "socket only with a family rule");
+        let sock: Vec<&Value> = plain["syscalls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["names"].as_array().unwrap().iter().any(|n| n == "socket"))
+            .collect();
+        assert_eq!(sock.len(), 1);
+        assert_eq!(sock[0]["args"][0]["value"], AF_VSOCK);
+        assert_eq!(sock[0]["args"][0]["op"], "SCMP_CMP_NE");
     }
 }

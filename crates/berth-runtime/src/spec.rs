@@ -157,6 +157,13 @@ pub struct EtcFiles {
 }
 
 /// Inputs of [`build_spec`] that are not in the high-level config.
+/// Whether `/sys/fs/cgroup` is a cgroup2 filesystem (unified mode), as Docker decides.
+// `f_type`'s integer type differs between architectures; the cast is needed on some.
+#[allow(clippy::unnecessary_cast)]
+pub fn cgroup_v2_unified() -> bool {
+    rustix::fs::statfs("/sys/fs/cgroup").is_ok_and(|s| s.f_type as i64 == 0x6367_7270)
+}
+
 pub struct SpecInputs<'a> {
     pub id: &'a str,
     pub rootfs: &'a Path,
@@ -335,6 +342,11 @@ pub fn build_spec(cfg: &ContainerConfig, inp: &SpecInputs<'_>) -> Result<Spec> {
         vec![json!({"type": "pid"}), json!({"type": "ipc"}), json!({"type": "uts"}), json!({"type": "mount"})];
     if cfg.network == NetworkMode::None {
         namespaces.push(json!({"type": "network"}));
+    }
+    // Docker's default cgroup namespace mode: private on a cgroup v2 (unified) host, the
+    // host's on a v1 or hybrid host (cgroup namespaces do not virtualise v1 hierarchies well).
+    if cgroup_v2_unified() {
+        namespaces.push(json!({"type": "cgroup"}));
     }
 
     let mut resources = json!({});
@@ -533,5 +545,16 @@ mod tests {
         let hard = host_nofile_hard();
         assert!(rl.iter().all(|r| r.hard() <= hard));
         assert!(s.linux().as_ref().unwrap().seccomp().is_some());
+    }
+}
+
+#[cfg(test)]
+mod cgroupns_tests {
+    #[test]
+    fn cgroup_mode_is_detected_like_docker() {
+        // This test host may be v1, hybrid or v2: compare with what the filesystem type says.
+        let out = std::process::Command::new("stat").args(["-fc", "%T", "/sys/fs/cgroup"]).output().unwrap();
+        let t = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert_eq!(super::cgroup_v2_unified(), t == "cgroup2fs", "stat says {t}");
     }
 }

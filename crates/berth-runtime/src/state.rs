@@ -87,8 +87,28 @@ pub struct ContainerState {
     pub health: Option<Health>,
     /// pid of the supervisor holding the container's stdio (0 when attached/none).
     pub supervisor_pid: i32,
+    /// Start time of `pid` (field 22 of `/proc/PID/stat`): with the pid it names one process,
+    /// so a pid reused after the container died is never taken for it (0: unknown, older
+    /// records).
+    pub pid_start: u64,
+    /// Start time of `supervisor_pid`, likewise.
+    pub supervisor_pid_start: u64,
     /// The rootfs path while running (for `exec -u` lookups).
     pub rootfs: Option<PathBuf>,
+}
+
+impl ContainerState {
+    /// Whether the container's main process still runs (the same process, not a reuse of
+    /// its pid).
+    pub fn main_alive(&self) -> bool {
+        crate::util::pid_alive(self.pid) && crate::private::same_process(self.pid, self.pid_start)
+    }
+
+    /// Whether the supervisor still runs (same rule).
+    pub fn supervisor_alive(&self) -> bool {
+        crate::util::pid_alive(self.supervisor_pid)
+            && crate::private::same_process(self.supervisor_pid, self.supervisor_pid_start)
+    }
 }
 
 pub(crate) const ZERO_TIME: &str = "0001-01-01T00:00:00Z";

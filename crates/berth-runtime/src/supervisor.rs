@@ -41,12 +41,14 @@ impl RunObserver for Observer<'_> {
         let _ = self.cdir.update_state(|st| {
             st.status = Status::Running;
             st.pid = pid;
+            st.pid_start = crate::private::process_start_time(pid).unwrap_or(0);
             st.exit_code = 0;
             st.error.clear();
             st.started_at = now_rfc3339();
             st.finished_at = ZERO_TIME.into();
             st.oom_killed = false;
             st.supervisor_pid = std::process::id() as i32;
+            st.supervisor_pid_start = crate::private::process_start_time(st.supervisor_pid).unwrap_or(0);
             st.rootfs = Some(rootfs);
             st.health = has_health.then(|| Health { status: "starting".into(), failing_streak: 0, log: Vec::new() });
         });

@@ -39,6 +39,11 @@ pub struct Roots {
 
 impl Store {
     /// Marks everything reachable from the reference table (and `extra`).
+    ///
+    /// A manifest, index or config that is present but cannot be read or parsed is an error,
+    /// not a dead end: treating it as empty would make its layers collectable while an image
+    /// still names them. (A blob that is absent is skipped: an index lists platforms that were
+    /// never pulled.) Extra roots of unknown type are walked leniently, as they may be any blob.
     pub fn reachable(&self, extra: &Roots) -> Result<Roots> {
         let mut keep = extra.clone();
         let table = self.ref_table()?;
@@ -53,11 +58,27 @@ impl Store {
                 continue;
             }
             let kind = media::kind(&mt);
-            if !(kind == media::Kind::Manifest || kind == media::Kind::Index || mt.is_empty()) {
+            let strict = !mt.is_empty();
+            if !(kind == media::Kind::Manifest || kind == media::Kind::Index || !strict) {
                 continue;
             }
-            let Ok(bytes) = self.read_blob(&d) else { continue };
-            let Ok((doc, _)) = ManifestDoc::parse(&bytes, &mt) else { continue };
+            let bytes = match self.read_blob(&d) {
+                Ok(b) => b,
+                Err(StoreError::BlobUnknown(_)) => continue,
+                Err(_) if !strict => continue,
+                Err(e) => return Err(e),
+            };
+            let doc = match ManifestDoc::parse(&bytes, &mt) {
+                Ok((doc, _)) => doc,
+                Err(_) if !strict => continue,
+                Err(e) => {
+                    return Err(StoreError::Corrupt {
+                        what: "manifest",
+                        path: self.blob_path(&d),
+                        detail: format!("{e}; garbage collection stopped so that no layer of it is deleted"),
+                    });
+                }
+            };
             match doc {
                 ManifestDoc::Index(i) => {
                     for c in i.manifests {
@@ -69,10 +90,20 @@ impl Store {
                     for l in &m.layers {
                         keep.blobs.insert(l.digest.clone());
                     }
-                    if let Ok(cb) = self.read_blob(&m.config.digest)
-                        && let Ok(cfg) = berth_types::ImageConfig::parse(&cb)
-                    {
-                        keep.snapshots.extend(cfg.rootfs.diff_ids);
+                    let cb = match self.read_blob(&m.config.digest) {
+                        Ok(b) => b,
+                        Err(StoreError::BlobUnknown(_)) => continue,
+                        Err(e) => return Err(e),
+                    };
+                    match berth_types::ImageConfig::parse(&cb) {
+                        Ok(cfg) => keep.snapshots.extend(cfg.rootfs.diff_ids),
+                        Err(e) => {
+                            return Err(StoreError::Corrupt {
+                                what: "image config",
+                                path: self.blob_path(&m.config.digest),
+                                detail: format!("{e}; garbage collection stopped so that no layer of it is deleted"),
+                            });
+                        }
                     }
                 }
             }
@@ -83,15 +114,29 @@ impl Store {
     /// Deletes every blob and snapshot not reachable from the reference table or `extra`.
     /// Takes the gc lock exclusively, so it waits for in-flight pulls, loads and builds.
     pub fn gc(&self, extra: &Roots) -> Result<GcReport> {
-        let _g = self.gc_exclusive()?;
-        self.gc_locked(extra)
+        self.gc_with(|| Ok::<_, StoreError>(extra.clone()))
     }
 
-    /// [`Store::gc`] unless another process holds the gc lock (a pull, load or build writing
-    /// content, or another collection): then `None`, at once, instead of waiting.
-    pub fn try_gc(&self, extra: &Roots) -> Result<Option<GcReport>> {
+    /// [`Store::gc`] with the extra roots computed by `roots` **after** the exclusive lock is
+    /// taken: roots computed before it (containers, build cache records) could miss what a
+    /// concurrent `run` or build adds while the collection waits for the lock.
+    pub fn gc_with<E: From<StoreError>>(&self, roots: impl FnOnce() -> Result<Roots, E>) -> Result<GcReport, E> {
+        let _g = self.gc_exclusive()?;
+        let extra = roots()?;
+        Ok(self.gc_locked(&extra)?)
+    }
+
+    /// [`Store::gc_with`] unless another process holds the gc lock (a pull, load or build
+    /// writing content, or another collection): then `None`, at once, instead of waiting.
+    pub fn try_gc_with<E: From<StoreError>>(
+        &self,
+        roots: impl FnOnce() -> Result<Roots, E>,
+    ) -> Result<Option<GcReport>, E> {
         match self.try_gc_exclusive()? {
-            Some(_g) => self.gc_locked(extra).map(Some),
+            Some(_g) => {
+                let extra = roots()?;
+                Ok(Some(self.gc_locked(&extra)?))
+            }
             None => Ok(None),
         }
     }
@@ -226,6 +271,7 @@ impl Store {
                 Err(err) => r.problems.push(format!("{name}: {err}")),
             }
         }
+        self.check_modes(&mut r);
         for d in self.snapshots()? {
             r.snapshots_checked += 1;
             if !self.has_snapshot(&d) {
@@ -235,6 +281,43 @@ impl Store {
             }
         }
         Ok(r)
+    }
+
+    /// Modes other local users could abuse: a store directory they can enter, a snapshot
+    /// directory they can enter, a layer root they can write (one `stat` each; cheap).
+    fn check_modes(&self, r: &mut CheckReport) {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::symlink_metadata(p).ok().map(|m| m.permissions().mode() & 0o7777);
+        for d in ["", "blobs", "snapshots", "tmp"] {
+            let p = self.root.join(d);
+            if let Some(m) = mode(&p)
+                && m & 0o077 != 0
+            {
+                r.problems.push(format!(
+                    "{} has mode {m:04o}: other users can reach the store (berth makes it 0700 when it opens the store; \
+                     check who changed it)",
+                    p.display()
+                ));
+            }
+        }
+        let Ok(rd) = std::fs::read_dir(self.root.join("snapshots")) else { return };
+        for e in rd.flatten() {
+            let p = e.path();
+            if let Some(m) = mode(&p)
+                && m & 0o077 != 0
+            {
+                r.problems.push(format!("unpacked layer {}: directory mode {m:04o} lets other users in", p.display()));
+            }
+            if let Some(m) = mode(&p.join("fs"))
+                && m & 0o022 != 0
+            {
+                r.problems.push(format!(
+                    "unpacked layer {}: its root is group/world-writable (mode {m:04o}); the layer may have been \
+                     tampered with: remove it with 'berth rmi' and pull again",
+                    p.display()
+                ));
+            }
+        }
     }
 
     /// Removes the whole store content (used by tests and `system reset`-like commands).

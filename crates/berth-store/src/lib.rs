@@ -41,6 +41,7 @@ use std::path::{Path, PathBuf};
 
 pub use blobs::BlobWriter;
 pub use error::StoreError;
+pub use fsutil::{owner_prefix, process_start_time, unmount_below};
 pub use gc::{CheckReport, GcReport, Roots};
 pub use images::{ImageRecord, LocalImage, Lookup};
 pub use lock::LockGuard;
@@ -57,13 +58,19 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (creating if needed) the store at `root`, and removes temp files left by dead
-    /// processes.
+    /// Opens (creating if needed) the store at `root`, makes it private to its owner, and
+    /// removes temp files and mounts left by dead processes.
+    ///
+    /// Privacy: the root and its top-level directories are 0700 (an existing store's modes are
+    /// fixed here), and so is every snapshot directory, so that other local users can reach
+    /// nothing below: not the setuid binaries of unpacked layers, not a layer root that an
+    /// image made world-writable, not the blobs. Only those directories are checked, so opening
+    /// stays cheap however many files the layers hold.
     pub fn open(root: impl Into<PathBuf>) -> Result<Store> {
         let root = root.into();
-        for dir in ["blobs/sha256", "snapshots", "meta", "locks", "tmp"] {
-            let p = root.join(dir);
-            std::fs::create_dir_all(&p).map_err(|e| StoreError::io(&p, e))?;
+        fsutil::private_dir(&root)?;
+        for dir in ["blobs", "blobs/sha256", "snapshots", "meta", "locks", "tmp"] {
+            fsutil::private_dir(&root.join(dir))?;
         }
         let layout = root.join("oci-layout");
         if !layout.exists() {
@@ -78,6 +85,7 @@ impl Store {
             }
         }
         let store = Store { root };
+        store.fix_snapshot_modes();
         store.clean_stale_tmp();
         Ok(store)
     }

@@ -51,6 +51,7 @@ impl Store {
     /// Starts a new snapshot; unpack into [`TempSnapshot::fs`] then [`TempSnapshot::commit`].
     pub fn temp_snapshot(&self) -> Result<TempSnapshot> {
         let dir = tmp_name(&self.tmp_dir(), ".snap");
+        fsutil::private_dir(&dir)?;
         let fs = dir.join("fs");
         std::fs::create_dir_all(&fs).map_err(|e| StoreError::io(&fs, e))?;
         Ok(TempSnapshot { store: self.clone(), dir, committed: false })
@@ -112,6 +113,7 @@ impl TempSnapshot {
     /// Syncs the filesystem and moves the snapshot into place under `diff_id`. The caller must
     /// have verified that the unpacked content really has this diffID.
     pub fn commit(mut self, diff_id: &Digest, info: &SnapshotInfo) -> Result<()> {
+        clamp_root_mode(&self.fs())?;
         let info_path = self.dir.join("info.json");
         let bytes = serde_json::to_vec(info).map_err(|e| StoreError::Corrupt {
             what: "snapshot info",
@@ -156,19 +158,101 @@ fn syncfs(p: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Whether a mount whose mount point is not below `p` names `p` (as an overlay upper, work or
+/// lower dir, or a bind source).
+fn used_by_mount_elsewhere(mountinfo: &str, p: &Path) -> bool {
+    let ps = p.to_string_lossy();
+    mountinfo.lines().any(|l| {
+        let point = l.split(' ').nth(4).unwrap_or("");
+        !Path::new(point).starts_with(p)
+            && l.match_indices(ps.as_ref()).any(|(i, _)| {
+                // A whole path component: followed by `/`, `,`, ` `, `:` or the end.
+                l.as_bytes().get(i + ps.len()).is_none_or(|c| matches!(c, b'/' | b',' | b' ' | b':'))
+            })
+    })
+}
+
+/// A layer's root directory takes its mode from the archive (`./` entry), so an image can ask
+/// for a world-writable root. The container's `/` keeps the owner's bits, but group and others
+/// lose write access: nobody but the store's owner may change a layer every later container
+/// and build shares.
+fn clamp_root_mode(fs: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let m = std::fs::symlink_metadata(fs).map_err(|e| StoreError::io(fs, e))?;
+    let mode = m.permissions().mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        std::fs::set_permissions(fs, std::fs::Permissions::from_mode(mode & !0o022))
+            .map_err(|e| StoreError::io(fs, e))?;
+    }
+    Ok(())
+}
+
 impl Store {
-    /// Removes temp files and directories whose writer process is gone.
+    /// Makes every snapshot directory private (0700) and clamps world-writable layer roots; one
+    /// `stat` per snapshot, nothing below (see [`Store::open`]).
+    pub(crate) fn fix_snapshot_modes(&self) {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = self.root.join("snapshots");
+        let Ok(rd) = std::fs::read_dir(&dir) else { return };
+        for e in rd.flatten() {
+            let p = e.path();
+            if let Ok(m) = std::fs::symlink_metadata(&p)
+                && m.is_dir()
+                && m.permissions().mode() & 0o077 != 0
+            {
+                let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o700));
+            }
+        }
+    }
+
+    /// Removes temp files and directories whose writer process is gone (judged by pid and
+    /// process start time, so a reused pid does not keep them alive), detaching any mount left
+    /// below them first (a killed build's overlay) so that removal never reaches into a mount.
     pub(crate) fn clean_stale_tmp(&self) {
         let tmp = self.tmp_dir();
         let Ok(rd) = std::fs::read_dir(&tmp) else { return };
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
         for e in rd.flatten() {
             let name = e.file_name();
-            let Some(pid) = name.to_str().and_then(|n| n.split('-').next()).and_then(|p| p.parse::<u32>().ok()) else {
+            let Some(alive) = name.to_str().and_then(fsutil::owner_alive) else { continue };
+            if alive {
                 continue;
-            };
-            if !fsutil::pid_alive(pid) {
-                let _ = remove_all(&e.path());
+            }
+            let p = e.path();
+            if used_by_mount_elsewhere(&mountinfo, &p) {
+                // The upper dir of a container still running after its berth process died
+                // (its rootfs is mounted under the runtime state directory): kept until that
+                // mount is gone.
+                tracing::debug!(path = %p.display(), "leftover temp entry still used by a mount; kept");
+                continue;
+            }
+            match fsutil::unmount_below(&p) {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(path = %p.display(), "detached {n} mount(s) left by a dead process"),
+                Err(err) => {
+                    tracing::debug!(path = %p.display(), "cannot detach a leftover mount, keeping it: {err}");
+                    continue;
+                }
+            }
+            match remove_all(&p) {
+                Ok(()) => tracing::debug!(path = %p.display(), "removed a temp entry left by a dead process"),
+                Err(err) => tracing::debug!(path = %p.display(), "cannot remove a leftover temp entry: {err}"),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod mount_tests {
+    use super::used_by_mount_elsewhere;
+    use std::path::Path;
+
+    #[test]
+    fn temp_entries_used_by_other_mounts_are_recognised() {
+        let info = "53 27 0:42 / /run/berth/c/x/rootfs rw - overlay none rw,lowerdir=/s/root/snapshots/a/fs,upperdir=/s/root/tmp/1@2-0-3.snap/fs,workdir=/s/root/tmp/1@2-0-3.snap/work\n\
+                    60 27 0:43 / /s/root/tmp/9@9-ro-x rw - overlay none rw,lowerdir=/s/root/snapshots/a/fs\n";
+        assert!(used_by_mount_elsewhere(info, Path::new("/s/root/tmp/1@2-0-3.snap")));
+        assert!(!used_by_mount_elsewhere(info, Path::new("/s/root/tmp/1@2-0-3")), "a prefix is not the path");
+        assert!(!used_by_mount_elsewhere(info, Path::new("/s/root/tmp/9@9-ro-x")), "mounted below: detached, not kept");
     }
 }

@@ -166,3 +166,94 @@ fn stale_tmp_is_cleaned_on_open() {
     let _ = Store::open(t.path().join("root")).unwrap();
     assert!(!stale.exists());
 }
+
+fn mode(p: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777
+}
+
+fn chmod(p: &std::path::Path, m: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+}
+
+#[test]
+fn store_is_private_and_existing_modes_are_fixed_on_open() {
+    let (t, s) = store();
+    for d in ["", "blobs", "blobs/sha256", "snapshots", "meta", "locks", "tmp"] {
+        assert_eq!(mode(&s.root().join(d)), 0o700, "{d:?} of a new store");
+    }
+    let d = Digest::sha256_of(b"layer");
+    let snap = s.temp_snapshot().unwrap();
+    std::fs::write(snap.fs().join("f"), "x").unwrap();
+    chmod(&snap.fs(), 0o777); // an archive's `./` entry asked for this
+    snap.commit(&d, &SnapshotInfo::default()).unwrap();
+    let snap_dir = s.snapshot_fs(&d).parent().unwrap().to_path_buf();
+    assert_eq!(mode(&snap_dir), 0o700);
+    assert_eq!(mode(&s.snapshot_fs(&d)), 0o755, "world-writable layer root clamped");
+    // A store made by an older berth: everything 0755.
+    for d in ["", "blobs", "blobs/sha256", "snapshots", "meta", "locks", "tmp"] {
+        chmod(&s.root().join(d), 0o755);
+    }
+    chmod(&snap_dir, 0o755);
+    let s = Store::open(t.path().join("root")).unwrap();
+    for d in ["", "blobs", "blobs/sha256", "snapshots", "meta", "locks", "tmp"] {
+        assert_eq!(mode(&s.root().join(d)), 0o700, "{d:?} fixed on open");
+    }
+    assert_eq!(mode(&snap_dir), 0o700, "snapshot dir fixed on open");
+}
+
+#[test]
+fn stale_tmp_is_judged_by_pid_and_start_time() {
+    let (t, s) = store();
+    let tmp = s.root().join("tmp");
+    let init_start = crate::process_start_time(1).unwrap();
+    // pid 1 is alive, but this entry names another process that once had pid 1.
+    let recycled = tmp.join(format!("1@{}-1-1.blob", init_start + 1));
+    let live = tmp.join(format!("1@{init_start}-1-1.blob"));
+    let ours = tmp.join(format!("{}0-1.snap", crate::owner_prefix()));
+    let foreign = tmp.join("not-ours");
+    for p in [&recycled, &live, &foreign] {
+        std::fs::write(p, b"x").unwrap();
+    }
+    std::fs::create_dir(&ours).unwrap();
+    let _ = Store::open(t.path().join("root")).unwrap();
+    assert!(!recycled.exists(), "a recycled pid does not keep a temp file alive");
+    assert!(live.exists());
+    assert!(ours.exists());
+    assert!(foreign.exists(), "names without an owner are not ours to judge");
+}
+
+#[test]
+fn unreadable_manifest_aborts_gc() {
+    let (_t, s) = store();
+    let a = put_image(&s, "a");
+    s.set_ref(&r("keep:1"), a.clone()).unwrap();
+    let img = s.load_image(&a).unwrap();
+    let layer = img.manifest.layers[0].digest.clone();
+    let d = img.diff_ids()[0].clone();
+    let t = s.temp_snapshot().unwrap();
+    t.commit(&d, &SnapshotInfo::default()).unwrap();
+    std::fs::write(s.blob_path(&a.digest), b"{not json").unwrap();
+    let e = s.gc(&Roots::default()).unwrap_err();
+    assert!(e.to_string().contains("garbage collection stopped"), "{e}");
+    assert!(s.has_blob(&layer), "layer of an unreadable manifest kept");
+    assert!(s.has_snapshot(&d));
+}
+
+#[test]
+fn gc_roots_are_computed_under_the_lock() {
+    let (_t, s) = store();
+    let stray = s.put_blob_bytes(b"stray", None).unwrap();
+    // The closure runs while the exclusive lock is held: a shared guard cannot be taken.
+    let rep = s
+        .gc_with(|| {
+            assert!(s.try_gc_exclusive().unwrap().is_none());
+            let mut r = Roots::default();
+            r.blobs.insert(stray.clone());
+            Ok::<_, StoreError>(r)
+        })
+        .unwrap();
+    assert!(rep.blobs_removed.is_empty());
+    assert!(s.has_blob(&stray));
+}

@@ -815,6 +815,10 @@ pub struct SystemCheckArgs {
     /// Only report; do not remove stale temporary files
     #[arg(long, hide = true)]
     pub dry_run: bool,
+    /// Also re-unpack every layer from its blob and compare it with the unpacked copy
+    /// (content, modes, owners, links): finds tampered layers. Slow: reads every layer.
+    #[arg(long)]
+    pub deep: bool,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -28,6 +28,12 @@ impl Ctx {
         if let Some(s) = self.store.get() {
             return Ok(s);
         }
+        // First the runtime state's leftovers (their overlay mounts use the store's tmp/), then
+        // the store's own (in `Store::open`).
+        let state_root = berth_runtime::RuntimeOptions::default().state_root;
+        for id in berth_runtime::private::clean_stale_state(&state_root) {
+            tracing::debug!("removed the runtime state of {id}, left by a killed berth process");
+        }
         let s = Store::open(&self.root).with_context(|| format!("opening the store at {}", self.root.display()))?;
         Ok(self.store.get_or_init(|| s))
     }

@@ -33,6 +33,40 @@ pub fn exit_with(code: u8, message: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(Exit { code, message: message.into() })
 }
 
+/// When `e` comes from a full disk (ENOSPC, or a quota: EDQUOT), a hint that says so and
+/// where: the filesystem holding the store, its free space, and how to free some.
+pub fn disk_full_hint(e: &anyhow::Error, root: &std::path::Path) -> Option<String> {
+    let full = e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>().and_then(|io| io.raw_os_error()).is_some_and(|n| n == 28 || n == 122) || {
+            let s = c.to_string();
+            s.contains("(os error 28)") || s.contains("(os error 122)") || s.contains("No space left on device")
+        }
+    });
+    if !full {
+        return None;
+    }
+    let free = free_bytes(root).map(|n| format!(" ({} free now)", berth_output::units::human_size(n as f64)));
+    Some(format!(
+        "the disk is full: the filesystem holding the store {}{} has no space left. Nothing incomplete was kept; \
+         free space with 'berth image prune -a' and 'berth builder prune -a', or use --root on a larger filesystem",
+        root.display(),
+        free.unwrap_or_default()
+    ))
+}
+
+fn free_bytes(p: &std::path::Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(p.as_os_str().as_bytes()).ok()?;
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: a valid C string; statvfs fills `st` when it returns 0.
+    if unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) } != 0 {
+        return None;
+    }
+    // SAFETY: initialised by the successful call above.
+    let st = unsafe { st.assume_init() };
+    Some(st.f_bavail.saturating_mul(st.f_frsize))
+}
+
 /// Prints `Error: …` (the whole cause chain on one line, as docker does) and returns the exit
 /// code.
 pub fn render_error(e: &anyhow::Error) -> u8 {

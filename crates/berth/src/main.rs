@@ -46,6 +46,10 @@ fn main() -> ExitCode {
     match cmd::dispatch(&ctx, command) {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(e) => {
+            let e = match errors::disk_full_hint(&e, &ctx.root) {
+                Some(h) => errors::hinted(e, h),
+                None => e,
+            };
             let code = render_error(&e);
             ExitCode::from(code)
         }

@@ -125,8 +125,8 @@ fn materialize(store: &Store, input: Option<&Path>) -> Result<(PathBuf, Option<S
     // stream is an error.
     let (_, mut decoded) = berth_archive::decode_any(chained).context("reading the archive")?;
     let path = store.root().join("tmp").join(format!(
-        "{}-load-{}.tar",
-        std::process::id(),
+        "{}load-{}.tar",
+        berth_store::owner_prefix(),
         chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
     ));
     let spool = Spool(path.clone());

@@ -61,7 +61,9 @@ fn inputs(a: &BuildArgs, store: &Store) -> Result<Inputs> {
         let data = read_stdin()?;
         if is_tar_or_compressed(&data) {
             // A tar context on stdin.
-            let dir = tempfile::Builder::new().prefix("berth-context-").tempdir_in(store.root().join("tmp"))?;
+            let dir = tempfile::Builder::new()
+                .prefix(&format!("{}berth-context-", berth_store::owner_prefix()))
+                .tempdir_in(store.root().join("tmp"))?;
             berth_archive::apply_layer(dir.path(), std::io::Cursor::new(data), &berth_archive::ApplyOptions::default())
                 .context("extracting the build context from stdin")?;
             let p = dir.path().to_path_buf();
@@ -842,7 +844,9 @@ fn export_registry_cache(
 
 /// `-o type=local|tar`: the final filesystem, layers applied in order with whiteouts.
 fn export_filesystem(store: &Store, state: &berth_build::State, dest: &Path, as_tar: bool) -> Result<()> {
-    let tmp = tempfile::Builder::new().prefix("berth-export-").tempdir_in(store.root().join("tmp"))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!("{}berth-export-", berth_store::owner_prefix()))
+        .tempdir_in(store.root().join("tmp"))?;
     let dir = if as_tar { tmp.path().to_path_buf() } else { dest.to_path_buf() };
     std::fs::create_dir_all(&dir)?;
     for l in &state.layers {

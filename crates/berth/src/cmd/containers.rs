@@ -58,8 +58,9 @@ pub fn find(ctx: &Ctx, s: &str) -> Result<ContainerInfo> {
 pub fn in_use(ctx: &Ctx) -> Result<(HashSet<berth_types::Digest>, Vec<PathBuf>)> {
     let mut ids = HashSet::new();
     let mut lowers = Vec::new();
-    let Ok(c) = containers(ctx) else { return Ok((ids, lowers)) };
-    for info in c.list().unwrap_or_default() {
+    // An unreadable container record is an error, not "no containers": GC would otherwise
+    // collect the layers that container runs on.
+    for info in containers(ctx)?.list()? {
         if let Some(id) = annotation(&info.record.config, ANN_IMAGE_ID).and_then(|s| berth_types::Digest::parse(s).ok())
         {
             ids.insert(id);
@@ -475,6 +476,9 @@ pub fn create(ctx: &Ctx, a: &RunArgs) -> Result<i32> {
 fn create_record(ctx: &Ctx, a: &RunArgs) -> Result<String> {
     let image = a.image_and_command.first().ok_or_else(|| exit_with(125, "\"run\" requires at least 1 argument"))?;
     let platform = a.platform.as_deref().map(Platform::parse).transpose().map_err(|e| exit_with(125, e.to_string()))?;
+    // Held until the container record (which roots the image's layers) is written, so that a
+    // concurrent prune cannot collect the image between the lookup and the record.
+    let _gc = ctx.store()?.gc_guard()?;
     let (img, image_name) = image_for_run(ctx, image, &a.pull, platform.as_ref(), a.quiet)?;
     // A foreign image runs under QEMU user emulation: check for an emulator before creating
     // anything, naming the platform and how to install one.
@@ -966,7 +970,9 @@ fn mount_container_fs(ctx: &Ctx, info: &ContainerInfo) -> Result<(berth_runtime:
     {
         lower.push(u.clone());
     }
-    let target = tempfile::Builder::new().prefix("berth-export-").tempdir_in(ctx.store()?.root().join("tmp"))?;
+    let target = tempfile::Builder::new()
+        .prefix(&format!("{}berth-export-", berth_store::owner_prefix()))
+        .tempdir_in(ctx.store()?.root().join("tmp"))?;
     let m = berth_runtime::mount_rootfs(
         &RootfsSource::Layers(LayerStack { lower, upper: None, work: None, mode: RootfsMode::Auto, volatile: false }),
         target.path(),
@@ -1006,10 +1012,11 @@ pub fn export(ctx: &Ctx, a: &ExportArgs) -> Result<i32> {
 
 /// Stores a layer blob (any compression) in the store, unpacking it as a snapshot; returns its
 /// descriptor and diffID.
-fn ingest_layer(store: &Store, path: &Path) -> Result<(Descriptor, berth_types::Digest)> {
+/// `shown` names the input in errors (the user's file or URL, not our temp copy of it).
+fn ingest_layer(store: &Store, path: &Path, shown: &str) -> Result<(Descriptor, berth_types::Digest)> {
     let f = std::fs::File::open(path).with_context(|| format!("open {}", path.display()))?;
     let m = berth_transport::unpack::ingest_layer(store, std::io::BufReader::new(f), &Default::default())
-        .with_context(|| format!("reading {} as a layer (a tar, plain or compressed)", path.display()))?;
+        .with_context(|| format!("reading {shown} as a layer (a tar, plain or compressed)"))?;
     Ok((Descriptor::new(media::layer_type(false, m.compression), m.compressed, m.compressed_size), m.diff_id))
 }
 
@@ -1053,7 +1060,7 @@ fn write_image(
 pub fn import(ctx: &Ctx, a: &ImportArgs) -> Result<i32> {
     let store = ctx.store()?;
     let _gc = store.gc_guard()?;
-    let tmp = tempfile::NamedTempFile::new_in(store.root().join("tmp"))?;
+    let tmp = tempfile::Builder::new().prefix(&berth_store::owner_prefix()).tempfile_in(store.root().join("tmp"))?;
     let src = a.source.as_str();
     if src == "-" {
         let mut f = std::fs::File::create(tmp.path())?;
@@ -1074,7 +1081,7 @@ pub fn import(ctx: &Ctx, a: &ImportArgs) -> Result<i32> {
     let n = std::io::Read::read(&mut std::fs::File::open(tmp.path())?, &mut head)?;
     let kind = berth_archive::ArchiveCompression::detect(head.get(..n).unwrap_or_default());
     let plain = if matches!(kind, berth_archive::ArchiveCompression::Xz | berth_archive::ArchiveCompression::Bzip2) {
-        let out = tempfile::NamedTempFile::new_in(store.root().join("tmp"))?;
+        let out = tempfile::Builder::new().prefix(&berth_store::owner_prefix()).tempfile_in(store.root().join("tmp"))?;
         let (_, mut dec) = berth_archive::decode_any(std::fs::File::open(tmp.path())?)?;
         std::io::copy(&mut dec, &mut std::fs::File::create(out.path())?)
             .with_context(|| format!("reading {src} ({})", kind.name()))?;
@@ -1082,7 +1089,7 @@ pub fn import(ctx: &Ctx, a: &ImportArgs) -> Result<i32> {
     } else {
         None
     };
-    let (layer, diff_id) = ingest_layer(store, plain.as_ref().map_or(tmp.path(), |p| p.path()))?;
+    let (layer, diff_id) = ingest_layer(store, plain.as_ref().map_or(tmp.path(), |p| p.path()), src)?;
     let platform = match &a.platform {
         Some(p) => Platform::parse(p).map_err(|e| exit_with(1, e.to_string()))?,
         None => Platform::host(),
@@ -1156,14 +1163,16 @@ pub fn commit(ctx: &Ctx, a: &CommitArgs) -> Result<i32> {
             if builder.is_empty() {
                 history.empty_layer = true;
             } else {
-                let tmp = tempfile::NamedTempFile::new_in(store.root().join("tmp"))?;
+                let tmp = tempfile::Builder::new()
+                    .prefix(&berth_store::owner_prefix())
+                    .tempfile_in(store.root().join("tmp"))?;
                 {
                     let mut tw =
                         berth_archive::TarWriter::new(std::io::BufWriter::new(std::fs::File::create(tmp.path())?));
                     builder.write(&mut tw)?;
                     tw.finish()?.flush()?;
                 }
-                let (d, diff) = ingest_layer(store, tmp.path())?;
+                let (d, diff) = ingest_layer(store, tmp.path(), "the container's changes")?;
                 layers.push(d);
                 config.rootfs.diff_ids.push(diff);
             }

@@ -457,8 +457,8 @@ fn delete_entries(store: &Store, rec: &ImageRecord) -> Result<()> {
 /// Removes content no image, container or build cache needs; returns docker-style "Deleted:"
 /// lines for the removed layers.
 pub fn collect_garbage(_ctx: &Ctx, store: &Store) -> Result<Vec<String>> {
-    let roots = crate::cmd::system::gc_roots(_ctx)?;
-    let rep = store.gc(&roots)?;
+    // Roots are computed under the exclusive gc lock (see `Store::gc_with`).
+    let rep = store.gc_with(|| crate::cmd::system::gc_roots(_ctx))?;
     Ok(rep.snapshots_removed.iter().map(|d| format!("Deleted: {d}")).collect())
 }
 

@@ -3,6 +3,7 @@
 pub mod archive;
 mod build;
 pub mod containers;
+pub mod deep;
 pub mod images;
 mod manifest;
 pub mod registry;

@@ -52,9 +52,12 @@ pub fn images_in_use(ctx: &Ctx) -> Result<HashSet<Digest>> {
     Ok(crate::cmd::containers::in_use(ctx)?.0)
 }
 
-pub fn check(ctx: &Ctx, _a: &SystemCheckArgs) -> Result<i32> {
+pub fn check(ctx: &Ctx, a: &SystemCheckArgs) -> Result<i32> {
     let store = ctx.store()?;
-    let r = store.check()?;
+    let mut r = store.check()?;
+    if a.deep {
+        crate::cmd::deep::check_snapshots(store, &mut r);
+    }
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
@@ -227,8 +230,7 @@ pub fn builder_prune(ctx: &Ctx, a: &crate::cli::BuilderPruneArgs) -> Result<i32>
     if a.all && until.is_none() && keep.is_none() {
         cache.clear_mounts()?;
     }
-    let roots = gc_roots(ctx)?;
-    store.gc(&roots)?;
+    store.gc_with(|| gc_roots(ctx))?;
     let after = crate::cmd::images::disk_usage(store) + cache.mounts_size();
     let mut out = std::io::stdout().lock();
     if !deleted.is_empty() {
@@ -294,8 +296,7 @@ pub fn builder_auto_gc(ctx: &Ctx) -> Result<()> {
     }
     records.sort_by_key(|(_, r)| r.last_used);
     remove_records(&cache, &records, |_, total| total > keep);
-    let roots = gc_roots(ctx)?;
-    if let Some(report) = store.try_gc(&roots)? {
+    if let Some(report) = store.try_gc_with(|| gc_roots(ctx))? {
         tracing::debug!(bytes = report.bytes, "build cache over {keep} bytes: collected");
     }
     Ok(())
