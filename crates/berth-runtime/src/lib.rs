@@ -13,6 +13,7 @@ pub mod health;
 mod helper;
 mod hidden;
 pub mod io;
+pub mod net;
 pub mod rootfs;
 pub mod run;
 pub mod seccomp;

@@ -89,6 +89,9 @@ pub struct ContainerState {
     pub supervisor_pid: i32,
     /// The rootfs path while running (for `exec -u` lookups).
     pub rootfs: Option<PathBuf>,
+    /// The container's network while running (bridge networks): address, gateway and
+    /// published ports, as `inspect`, `port` and `ps` show them.
+    pub network: Option<crate::net::NetState>,
 }
 
 pub(crate) const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
