@@ -414,20 +414,29 @@ fn ensure_bridge(state_root: &Path, ns: &File, net: &NetworkSpec) -> Result<()> 
     let gw = net.gateway_addr()?;
     let (dev, subnet) = (&net.bridge, format!("{addr}/{len}"));
     let mut script = format!(
-        "ip link del {dev} 2>/dev/null; ip link add {dev} type bridge && ip addr add {gw}/{len} dev {dev} && ip link set {dev} up\n"
+        "ip link del {dev} 2>/dev/null || true\nip link add {dev} type bridge\nip addr add {gw}/{len} dev {dev}\nip link set {dev} up\n"
     );
-    // Traffic from a bridge goes to its own members or out through tap0 (unless the
-    // network is internal), never to another network's bridge.
-    script.push_str(&format!("iptables -w -A FORWARD -i {dev} ! -o {dev} ! -o {TAP} -j DROP\n"));
-    if net.internal {
-        script.push_str(&format!("iptables -w -A FORWARD -i {dev} ! -o {dev} -j DROP\n"));
-        script.push_str(&format!("iptables -w -A FORWARD -o {dev} ! -i {dev} -j DROP\n"));
-    } else {
+    script.push_str(&bridge_rules(net, "-A"));
+    if !net.internal {
         script.push_str(&format!("iptables -w -t nat -A POSTROUTING -s {subnet} -o {TAP} -j MASQUERADE\n"));
     }
     run_in_netns(ns, "sh", &["-e", "-c", &script], "")?;
     File::create(&marker).ctx("create", &marker)?;
     Ok(())
+}
+
+/// Filter rules (`-A` to add, `-D` to delete): traffic from a bridge goes to its own
+/// members or out through tap0 (not at all for internal networks), never to another
+/// network's bridge.
+fn bridge_rules(net: &NetworkSpec, op: &str) -> String {
+    let dev = &net.bridge;
+    let mut s = format!("iptables -w {op} FORWARD -i {dev} -o {dev} -j ACCEPT\n");
+    if net.internal {
+        s.push_str(&format!("iptables -w {op} FORWARD -i {dev} -j DROP\niptables -w {op} FORWARD -o {dev} -j DROP\n"));
+    } else {
+        s.push_str(&format!("iptables -w {op} FORWARD -i {dev} ! -o {TAP} -j DROP\n"));
+    }
+    s
 }
 
 /// Remove a user-defined network's bridge from the berth netns (when it exists).
@@ -440,11 +449,12 @@ pub fn remove_bridge(state_root: &Path, net: &NetworkSpec) -> Result<()> {
     let _lock = crate::util::lock_file(&net_dir(state_root).join("lock"))?;
     let (addr, len) = net.cidr()?;
     let dev = &net.bridge;
-    let script = format!(
-        "ip link del {dev}; iptables -w -D FORWARD -i {dev} ! -o {dev} ! -o {TAP} -j DROP; \
-         iptables -w -D FORWARD -i {dev} ! -o {dev} -j DROP; iptables -w -D FORWARD -o {dev} ! -i {dev} -j DROP; \
-         iptables -w -t nat -D POSTROUTING -s {addr}/{len} -o {TAP} -j MASQUERADE; true"
-    );
+    let mut script = format!("ip link del {dev}\n");
+    script.push_str(&bridge_rules(net, "-D"));
+    if !net.internal {
+        script.push_str(&format!("iptables -w -t nat -D POSTROUTING -s {addr}/{len} -o {TAP} -j MASQUERADE\n"));
+    }
+    let script = script.lines().map(|l| format!("{l} || true\n")).collect::<String>();
     run_in_netns(&ns, "sh", &["-c", &script], "")?;
     let _ = fs::remove_file(&marker);
     let _ = fs::remove_dir_all(net_dir(state_root).join("ipam").join(&net.id));
