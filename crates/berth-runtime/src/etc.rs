@@ -9,7 +9,12 @@ use crate::net::Attachment;
 use crate::spec::EtcFiles;
 
 /// Write the three files into `dir` and return their paths.
-pub fn write_etc_files(dir: &Path, cfg: &ContainerConfig, hostname: &str, net: Option<&Attachment>) -> Result<EtcFiles> {
+pub fn write_etc_files(
+    dir: &Path,
+    cfg: &ContainerConfig,
+    hostname: &str,
+    net: Option<&Attachment>,
+) -> Result<EtcFiles> {
     std::fs::create_dir_all(dir).map_err(|e| crate::Error::io("create", dir, e))?;
     let files =
         EtcFiles { resolv_conf: dir.join("resolv.conf"), hosts: dir.join("hosts"), hostname: dir.join("hostname") };

@@ -29,7 +29,11 @@ impl Listener {
         };
         let addr = SocketAddrV4::new(ip, p.host_port);
         let taken = |e: std::io::Error| {
-            let why = if e.kind() == std::io::ErrorKind::AddrInUse { "port is already allocated".into() } else { e.to_string() };
+            let why = if e.kind() == std::io::ErrorKind::AddrInUse {
+                "port is already allocated".into()
+            } else {
+                e.to_string()
+            };
             Error::Network { what: format!("bind for {addr}"), message: why }
         };
         Ok(match p.proto {
@@ -158,7 +162,7 @@ fn udp_relay(host: UdpSocket, target: SocketAddrV4, ns: Arc<File>, stop: Arc<Ato
             Ok(x) => x,
             Err(_) => continue,
         };
-        if !peers.contains_key(&from) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = peers.entry(from) {
             let Ok(fd) = socket_in(&ns, true) else { continue };
             let up = UdpSocket::from(fd);
             if up.connect(target).is_err() {
@@ -173,12 +177,13 @@ fn udp_relay(host: UdpSocket, target: SocketAddrV4, ns: Arc<File>, stop: Arc<Ato
                         Ok(m) => {
                             let _ = host2.send_to(&b[..m], from);
                         }
-                        Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                        Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                        }
                         Err(_) => return,
                     }
                 }
             });
-            peers.insert(from, up);
+            slot.insert(up);
         }
         if let Some(up) = peers.get(&from) {
             let _ = up.send(&buf[..n]);

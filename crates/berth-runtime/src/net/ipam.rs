@@ -62,12 +62,7 @@ fn read(p: &Path) -> Option<LeaseInfo> {
 
 /// The leases of live owners in `dir`.
 pub(crate) fn live_leases(dir: &Path) -> impl Iterator<Item = LeaseInfo> {
-    fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| read(&e.path()))
-        .filter(alive)
+    fs::read_dir(dir).into_iter().flatten().flatten().filter_map(|e| read(&e.path())).filter(alive)
 }
 
 fn try_take(dir: &Path, ip: Ipv4Addr, info: &LeaseInfo) -> Result<bool> {

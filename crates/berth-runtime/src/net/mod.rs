@@ -88,7 +88,9 @@ impl NetworkSpec {
     }
 
     pub fn gateway_addr(&self) -> Result<Ipv4Addr> {
-        self.gateway.parse().map_err(|_| Error::InvalidConfig(format!("network {}: bad gateway {:?}", self.name, self.gateway)))
+        self.gateway
+            .parse()
+            .map_err(|_| Error::InvalidConfig(format!("network {}: bad gateway {:?}", self.name, self.gateway)))
     }
 }
 
@@ -260,7 +262,8 @@ fn run_in_netns(ns: &File, program: &str, args: &[&str], input: &str) -> Result<
         });
     }
     let what = format!("{program} {}", args.join(" "));
-    let mut child = cmd.spawn().map_err(|e| net_err(&what, format!("cannot execute: {e} (is iproute2/iptables installed?)")))?;
+    let mut child =
+        cmd.spawn().map_err(|e| net_err(&what, format!("cannot execute: {e} (is iproute2/iptables installed?)")))?;
     if let Some(mut s) = child.stdin.take() {
         let _ = s.write_all(input.as_bytes());
     }
@@ -310,6 +313,8 @@ fn new_netns(target: &Path) -> Result<File> {
 /// Whether `f` is a network namespace file (an nsfs mount), not the empty file under it.
 fn is_nsfs(f: &File) -> bool {
     const NSFS_MAGIC: i64 = 0x6e73_6673;
+    // f_type's width differs between architectures.
+    #[allow(clippy::unnecessary_cast)]
     rustix::fs::fstatfs(f).map(|s| s.f_type as i64 == NSFS_MAGIC).unwrap_or(false)
 }
 
@@ -501,10 +506,12 @@ impl Attachment {
                         "user specified IP address is supported on user defined networks only".into(),
                     ));
                 }
-                let ip: Ipv4Addr =
-                    s.parse().map_err(|_| Error::InvalidConfig(format!("invalid IPv4 address: {s}")))?;
+                let ip: Ipv4Addr = s.parse().map_err(|_| Error::InvalidConfig(format!("invalid IPv4 address: {s}")))?;
                 if !in_subnet(ip, subnet, len) {
-                    return Err(Error::InvalidConfig(format!("IP {ip} is not in network {}'s subnet {}", net.name, net.subnet)));
+                    return Err(Error::InvalidConfig(format!(
+                        "IP {ip} is not in network {}'s subnet {}",
+                        net.name, net.subnet
+                    )));
                 }
                 Some(ip)
             }
@@ -684,7 +691,10 @@ mod tests {
     #[test]
     fn nameservers() {
         assert_eq!(bridge_nameservers("nameserver 127.0.0.53\noptions edns0\n"), vec![SLIRP_DNS.to_string()]);
-        assert_eq!(bridge_nameservers("nameserver 10.0.0.1\nnameserver ::1\n"), vec!["10.0.0.1".to_string(), SLIRP_DNS.into()]);
+        assert_eq!(
+            bridge_nameservers("nameserver 10.0.0.1\nnameserver ::1\n"),
+            vec!["10.0.0.1".to_string(), SLIRP_DNS.into()]
+        );
         assert_eq!(bridge_nameservers(""), vec![SLIRP_DNS.to_string()]);
     }
 }

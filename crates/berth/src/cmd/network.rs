@@ -14,7 +14,10 @@ use berth_runtime::{ContainerInfo, NetworkMode, RuntimeOptions, Status};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::cli::{NetworkCmd, NetworkCreateArgs, NetworkInspectArgs, NetworkLsArgs, NetworkPruneArgs, NetworkRmArgs, PortArgs, RunArgs};
+use crate::cli::{
+    NetworkCmd, NetworkCreateArgs, NetworkInspectArgs, NetworkLsArgs, NetworkPruneArgs, NetworkRmArgs, PortArgs,
+    RunArgs,
+};
 use crate::ctx::Ctx;
 use crate::errors::exit_with;
 
@@ -38,8 +41,7 @@ fn records(ctx: &Ctx) -> Result<Vec<NetRecord>> {
         let p = e.path();
         if p.extension().is_some_and(|x| x == "json") {
             let data = std::fs::read(&p)?;
-            let r: NetRecord =
-                serde_json::from_slice(&data).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+            let r: NetRecord = serde_json::from_slice(&data).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
             out.push(r);
         }
     }
@@ -108,8 +110,13 @@ pub fn resolve_mode(ctx: &Ctx, a: &RunArgs) -> Result<NetworkMode> {
             return Err(exit_with(125, "network-scoped aliases are only supported for user-defined networks"));
         }
     }
-    if matches!(mode, NetworkMode::Container(_)) && (!a.dns.is_empty() || !a.add_host.is_empty() || a.hostname.is_some()) {
-        return Err(exit_with(125, "conflicting options: dns, add-host and hostname cannot be set with container network mode"));
+    if matches!(mode, NetworkMode::Container(_))
+        && (!a.dns.is_empty() || !a.add_host.is_empty() || a.hostname.is_some())
+    {
+        return Err(exit_with(
+            125,
+            "conflicting options: dns, add-host and hostname cannot be set with container network mode",
+        ));
     }
     if a.ip.is_some() && !matches!(&mode, NetworkMode::Bridge(n) if n.name != "bridge") {
         return Err(exit_with(125, "user specified IP address is supported on user defined networks only"));
@@ -218,7 +225,10 @@ pub fn port(ctx: &Ctx, a: &PortArgs) -> Result<i32> {
             let num: u16 = num.parse().map_err(|_| exit_with(1, format!("Error: invalid port: {p}")))?;
             let hits: Vec<_> = ports.iter().filter(|x| x.container_port == num && x.proto == proto).collect();
             if hits.is_empty() {
-                return Err(exit_with(1, format!("Error: No public port '{num}/{}' published for {}", proto.as_str(), a.container)));
+                return Err(exit_with(
+                    1,
+                    format!("Error: No public port '{num}/{}' published for {}", proto.as_str(), a.container),
+                ));
             }
             for h in hits {
                 writeln!(out, "{}:{}", h.host_ip, h.host_port)?;
@@ -281,7 +291,10 @@ fn create(ctx: &Ctx, a: &NetworkCreateArgs) -> Result<i32> {
         Some(s) => {
             let (n, l) = net::parse_cidr(s).map_err(|e| exit_with(1, e.to_string()))?;
             if overlaps(n, l) {
-                return Err(exit_with(1, format!("invalid pool request: Pool overlaps with other one on this address space ({s})")));
+                return Err(exit_with(
+                    1,
+                    format!("invalid pool request: Pool overlaps with other one on this address space ({s})"),
+                ));
             }
             (n, l)
         }
@@ -467,7 +480,8 @@ fn rm(ctx: &Ctx, a: &NetworkRmArgs) -> Result<i32> {
 }
 
 fn prune(ctx: &Ctx, a: &NetworkPruneArgs) -> Result<i32> {
-    if !a.force && !super::confirm("WARNING! This will remove all custom networks not used by at least one container.") {
+    if !a.force && !super::confirm("WARNING! This will remove all custom networks not used by at least one container.")
+    {
         return Ok(0);
     }
     let mut removed = Vec::new();
