@@ -222,3 +222,30 @@ fn build_run_steps_are_isolated_by_default() {
     b.ok_args(["build", "-q", "--network", "host", "-t", &tag2, dir.path().to_str().unwrap()]);
     assert!(b.ok_args(["run", "--rm", "--network", "none", &tag2, "cat", "/r.txt"]).all().starts_with("IN"));
 }
+
+#[test]
+fn udp_published_port() {
+    let (b, img) = setup();
+    b.ok_args(["run", "-d", "--name", "u1", "-p", "127.0.0.1:17350:5000/udp", &img, "sleep", "30"]);
+    let pid = b.ok_args(["inspect", "-f", "{{.State.Pid}}", "u1"]).lines().join("");
+    // busybox has no UDP server: an echo server in the container's namespace.
+    let mut srv = std::process::Command::new("nsenter")
+        .arg(format!("--net=/proc/{pid}/ns/net"))
+        .args([
+            "python3",
+            "-c",
+            "import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('0.0.0.0',5000))\nd,a=s.recvfrom(100); s.sendto(d.upper(),a)",
+        ])
+        .spawn()
+        .expect("nsenter python3");
+    std::thread::sleep(Duration::from_millis(500));
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    s.send_to(b"ping", "127.0.0.1:17350").unwrap();
+    let mut buf = [0u8; 16];
+    let n = s.recv(&mut buf).expect("UDP reply through the published port");
+    assert_eq!(&buf[..n], b"PING");
+    let _ = srv.wait();
+    assert_eq!(b.ok("port u1").lines(), vec!["5000/udp -> 127.0.0.1:17350"]);
+    b.ok("rm -f u1");
+}
