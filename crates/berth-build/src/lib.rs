@@ -49,7 +49,7 @@ pub enum SecretSource {
 /// `--network` for RUN.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Network {
-    /// berth's default sandbox network: the host's (package registries reachable).
+    /// A private network with outbound access (the default `bridge` network).
     Default,
     Host,
     None,

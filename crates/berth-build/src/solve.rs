@@ -540,7 +540,10 @@ impl Solver<'_> {
             mounts,
             network: match self.network_for(run) {
                 Network::None => NetworkMode::None,
-                _ => NetworkMode::Host,
+                Network::Host => NetworkMode::Host,
+                // A private network with outbound access through the berth netns, as
+                // BuildKit's default (never the host's loopback services).
+                Network::Default => NetworkMode::Bridge(berth_runtime::net::NetworkSpec::default_bridge()),
             },
             extra_hosts: self.opts.add_hosts.clone(),
             ..Default::default()

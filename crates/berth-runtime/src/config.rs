@@ -32,6 +32,14 @@ pub struct ContainerConfig {
     pub domainname: Option<String>,
     pub mounts: Vec<MountSpec>,
     pub network: NetworkMode,
+    /// `-p`/`-P`: ports published from the host to the container (bridge networks only).
+    pub publish: Vec<crate::net::PortMapping>,
+    /// `--network-alias`: extra names the container has on a user-defined network.
+    pub network_aliases: Vec<String>,
+    /// `--ip`: the container's address on a user-defined network.
+    pub ip: Option<String>,
+    /// The container's name (without `/`), used for name resolution on user networks.
+    pub name: Option<String>,
     /// DNS settings written to the container's /etc/resolv.conf (private network only).
     pub dns: Vec<String>,
     pub dns_search: Vec<String>,
@@ -87,6 +95,10 @@ impl Default for ContainerConfig {
             domainname: None,
             mounts: Vec::new(),
             network: NetworkMode::default(),
+            publish: Vec::new(),
+            network_aliases: Vec::new(),
+            ip: None,
+            name: None,
             dns: Vec::new(),
             dns_search: Vec::new(),
             dns_options: Vec::new(),
@@ -115,7 +127,7 @@ impl Default for ContainerConfig {
 }
 
 /// `--network`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum NetworkMode {
     /// Share the host's network namespace; /etc/resolv.conf is the host's.
@@ -123,6 +135,32 @@ pub enum NetworkMode {
     Host,
     /// A private network namespace with only loopback (up), like `--network none`.
     None,
+    /// A private network namespace attached to a bridge in the berth netns (see
+    /// [`crate::net`]): the default `bridge` network or a user-defined one.
+    Bridge(crate::net::NetworkSpec),
+    /// `container:ID`: share the network namespace of another container (resolved to
+    /// [`NetworkMode::Netns`] by [`crate::Containers`] when the container starts).
+    Container(String),
+    /// Join an existing network namespace (a path such as `/proc/PID/ns/net`).
+    Netns(PathBuf),
+}
+
+impl NetworkMode {
+    /// Docker's `HostConfig.NetworkMode` spelling.
+    pub fn docker_name(&self) -> String {
+        match self {
+            NetworkMode::Host => "host".into(),
+            NetworkMode::None => "none".into(),
+            NetworkMode::Bridge(n) => n.name.clone(),
+            NetworkMode::Container(id) => format!("container:{id}"),
+            NetworkMode::Netns(p) => format!("ns:{}", p.display()),
+        }
+    }
+    /// Whether the container gets a network namespace of its own (not the host's, not
+    /// another container's).
+    pub fn is_private(&self) -> bool {
+        matches!(self, NetworkMode::None | NetworkMode::Bridge(_))
+    }
 }
 
 /// A mount added to the container.

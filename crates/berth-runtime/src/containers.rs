@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
-use crate::config::ContainerConfig;
+use crate::config::{ContainerConfig, NetworkMode};
 use crate::error::{Error, IoCtx, Result};
 use crate::exec::{ExecConfig, exec_in};
 use crate::logs::{LogEntry, LogOptions, LogWriter, read_logs};
@@ -131,6 +131,25 @@ impl Containers {
         })
     }
 
+    /// `container:ID` becomes the running container's network namespace; every other
+    /// mode is returned as is.
+    pub fn resolve_network(&self, cfg: &ContainerConfig) -> Result<ContainerConfig> {
+        let NetworkMode::Container(target) = &cfg.network else {
+            return Ok(cfg.clone());
+        };
+        let info = self.inspect(target)?;
+        if info.state.status != Status::Running || !info.state.main_alive() {
+            return Err(Error::WrongState {
+                id: target.clone(),
+                state: info.state.status.as_str().into(),
+                hint: "cannot join the network of a container that is not running",
+            });
+        }
+        let mut out = cfg.clone();
+        out.network = NetworkMode::Netns(PathBuf::from(format!("/proc/{}/ns/net", info.state.pid)));
+        Ok(out)
+    }
+
     /// The record and state, with the "died while nobody was looking" check applied.
     pub fn inspect(&self, id: &str) -> Result<ContainerInfo> {
         let d = self.existing(id)?;
@@ -155,6 +174,7 @@ impl Containers {
             st.finished_at = now_rfc3339();
             st.pid = 0;
             st.supervisor_pid = 0;
+            st.network = None;
             d.write_state(&st)?;
             cleanup_orphan(&rec.runtime, &rec.id);
         }
@@ -272,7 +292,13 @@ impl Containers {
                     st.supervisor_pid_start = crate::private::process_start_time(st.supervisor_pid).unwrap_or(0);
                 });
             }
+            fn network(&mut self, net: &crate::net::NetState) {
+                let n = net.clone();
+                let _ = self.0.update_state(|st| st.network = Some(n));
+            }
         }
+        let mut rec = rec;
+        rec.config = self.resolve_network(&rec.config)?;
         let mut log = LogWriter::open(&d.log_path())?;
         let res = match stdio {
             Stdio::Capture(cb) => {
@@ -300,6 +326,7 @@ impl Containers {
             st.finished_at = now_rfc3339();
             st.pid = 0;
             st.supervisor_pid = 0;
+            st.network = None;
             match &res {
                 Ok(o) => {
                     st.exit_code = o.exit_code;
@@ -457,6 +484,7 @@ pub(crate) fn cleanup_orphan(opts: &RuntimeOptions, id: &str) {
     let scratch = opts.scratch_dir(id);
     let rootfs = scratch.join("rootfs");
     let _ = nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH);
+    crate::net::remove_netns(&scratch.join("netns"));
     for f in ["bundle/config.json", "resolv.conf", "hosts", "hostname", "console.sock", "runc.pid"] {
         let _ = fs::remove_file(scratch.join(f));
     }

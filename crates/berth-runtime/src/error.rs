@@ -60,6 +60,8 @@ pub enum Error {
     },
     #[error("unknown signal {0:?}")]
     BadSignal(String),
+    #[error("network: {what}: {message}")]
+    Network { what: String, message: String },
     #[error("supervisor for {id} failed to start the container: {message}")]
     Supervisor { id: String, message: String },
 }

@@ -105,6 +105,10 @@ pub(crate) fn run_external(
         }
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
+    if let Some(n) = &prep.net {
+        n.start_forwarding()?;
+        observer.network(&n.state);
+    }
     observer.started(container_pid.unwrap_or(pid.as_raw()));
     let out = pump(cfg, pid, &sfd, None, w.out_r, w.err_r, stdio);
     let _ = fs::remove_file(&pid_file);

@@ -15,6 +15,7 @@ mod helper;
 mod hidden;
 pub mod io;
 pub mod private;
+pub mod net;
 pub mod rootfs;
 pub mod run;
 pub mod seccomp;

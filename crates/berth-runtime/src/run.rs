@@ -135,6 +135,8 @@ pub(crate) struct Prepared {
     /// by the runtime as mount points; removed afterwards when still empty.
     pub created_mountpoints: Vec<PathBuf>,
     pub cgroups_path: String,
+    /// The container's own network (bridge networks); torn down with the run.
+    pub net: Option<crate::net::Attachment>,
 }
 
 impl Prepared {
@@ -150,6 +152,7 @@ impl Prepared {
                 }
             }
         }
+        drop(self.net.take());
         let res = match self.rootfs.take() {
             Some(r) => r.unmount(),
             None => Ok(()),
@@ -192,6 +195,21 @@ pub(crate) fn prepare(opts: &RuntimeOptions, id: &str, cfg: &ContainerConfig) ->
     crate::private::private_state_dirs(&opts.state_root, &["c"])?;
     crate::private::private_dir(&scratch)?;
     crate::private::add_owner(&scratch, std::process::id() as i32)?;
+    let net = match &cfg.network {
+        NetworkMode::Bridge(n) => {
+            match crate::net::Attachment::create(&opts.state_root, &scratch, id, n, cfg, &hostname_for(cfg, id)) {
+                Ok(a) => Some(a),
+                Err(e) => {
+                    let _ = fs::remove_dir(&scratch);
+                    return Err(e);
+                }
+            }
+        }
+        NetworkMode::Container(c) => {
+            return Err(Error::InvalidConfig(format!("network container:{c} was not resolved before the run")));
+        }
+        _ => None,
+    };
     let source = match &cfg.rootfs {
         RootfsSource::Path(p) => RootfsSource::Path(fs::canonicalize(p).ctx("resolve rootfs path", p)?),
         other => other.clone(),
@@ -204,6 +222,7 @@ pub(crate) fn prepare(opts: &RuntimeOptions, id: &str, cfg: &ContainerConfig) ->
         scratch,
         created_mountpoints: Vec::new(),
         cgroups_path: opts.cgroups_path(id),
+        net,
     };
     match prepare_inner(opts, id, cfg, &mut prep) {
         Ok(()) => Ok(prep),
@@ -229,10 +248,22 @@ fn prepare_inner(opts: &RuntimeOptions, id: &str, cfg: &ContainerConfig, prep: &
         }
     }
     let hostname = hostname_for(cfg, id);
-    let etc = crate::etc::write_etc_files(&prep.scratch, cfg, &hostname)?;
+    let etc = crate::etc::write_etc_files(&prep.scratch, cfg, &hostname, prep.net.as_ref())?;
+    let netns = match (&cfg.network, &prep.net) {
+        (_, Some(a)) => Some(a.netns_path.clone()),
+        (NetworkMode::Netns(p), None) => Some(p.clone()),
+        _ => None,
+    };
     let spec = build_spec(
         cfg,
-        &SpecInputs { id, rootfs: &root, user: &user, etc: &etc, cgroups_path: prep.cgroups_path.clone() },
+        &SpecInputs {
+            id,
+            rootfs: &root,
+            user: &user,
+            etc: &etc,
+            cgroups_path: prep.cgroups_path.clone(),
+            netns: netns.as_deref(),
+        },
     )?;
     let mut created = Vec::new();
     for m in spec.mounts().iter().flatten() {
@@ -272,6 +303,8 @@ impl Timing {
 pub trait RunObserver {
     /// The command is about to start; `pid` is its host pid.
     fn started(&mut self, _pid: i32) {}
+    /// The container's network is up (bridge networks; called before `started`).
+    fn network(&mut self, _net: &crate::net::NetState) {}
 }
 
 impl RunObserver for () {}
@@ -516,6 +549,10 @@ fn drive_embedded(
         copy_winsize(src, m.as_raw_fd());
     }
     container.start().map_err(|e| lc_err(&id, err_chain(&e)))?;
+    if let Some(n) = &prep.net {
+        n.start_forwarding()?;
+        observer.network(&n.state);
+    }
     observer.started(pid.as_raw());
     pump(cfg, pid, sfd, master, out_r, err_r, stdio)
 }

@@ -171,6 +171,9 @@ pub struct SpecInputs<'a> {
     pub etc: &'a EtcFiles,
     /// cgroups path, e.g. `/berth/<id>`.
     pub cgroups_path: String,
+    /// A network namespace to join (prepared by berth), instead of a new empty one or
+    /// the host's.
+    pub netns: Option<&'a Path>,
 }
 
 fn rlimit_name(n: &str) -> Option<&'static str> {
@@ -340,7 +343,9 @@ pub fn build_spec(cfg: &ContainerConfig, inp: &SpecInputs<'_>) -> Result<Spec> {
 
     let mut namespaces =
         vec![json!({"type": "pid"}), json!({"type": "ipc"}), json!({"type": "uts"}), json!({"type": "mount"})];
-    if cfg.network == NetworkMode::None {
+    if let Some(p) = inp.netns {
+        namespaces.push(json!({"type": "network", "path": p}));
+    } else if cfg.network == NetworkMode::None {
         namespaces.push(json!({"type": "network"}));
     }
     // Docker's default cgroup namespace mode: private on a cgroup v2 (unified) host, the
@@ -537,6 +542,7 @@ mod tests {
                 user: &user(),
                 etc: &etc,
                 cgroups_path: "/berth/x".into(),
+                netns: None,
             },
         )
         .unwrap();

@@ -95,6 +95,9 @@ pub struct ContainerState {
     pub supervisor_pid_start: u64,
     /// The rootfs path while running (for `exec -u` lookups).
     pub rootfs: Option<PathBuf>,
+    /// The container's network while running (bridge networks): address, gateway and
+    /// published ports, as `inspect`, `port` and `ps` show them.
+    pub network: Option<crate::net::NetState>,
 }
 
 impl ContainerState {

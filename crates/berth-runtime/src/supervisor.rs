@@ -67,6 +67,10 @@ impl RunObserver for Observer<'_> {
             let _ = writeln!(f, "ok {pid}");
         }
     }
+    fn network(&mut self, net: &crate::net::NetState) {
+        let n = net.clone();
+        let _ = self.cdir.update_state(|st| st.network = Some(n));
+    }
 }
 
 /// Entry point for `<exe> __berth-supervisor <root> <id> <ready-fd>`. Returns the
@@ -103,13 +107,20 @@ pub fn supervisor_main(args: &[String]) -> i32 {
             let _ = writeln!(f, "err {} {}", e.exit_code(), e);
         }
     };
-    let rec = match cdir.read_record() {
+    let mut rec = match cdir.read_record() {
         Ok(r) => r,
         Err(e) => {
             fail(&mut ready, &e);
             return 1;
         }
     };
+    match crate::containers::Containers::new(&root).resolve_network(&rec.config) {
+        Ok(c) => rec.config = c,
+        Err(e) => {
+            fail(&mut ready, &e);
+            return 1;
+        }
+    }
     let mut log = match LogWriter::open(&cdir.log_path()) {
         Ok(l) => l,
         Err(e) => {
@@ -150,6 +161,7 @@ pub fn supervisor_main(args: &[String]) -> i32 {
                 st.pid = 0;
                 st.supervisor_pid = 0;
                 st.rootfs = None;
+                st.network = None;
             });
             if rec.config.auto_remove {
                 let _ = crate::containers::Containers::new(&root).remove(id, true);

@@ -108,6 +108,19 @@ pub fn pid_alive(pid: i32) -> bool {
     }
 }
 
+/// Open (creating, 0600) and exclusively flock `p`; unlocked when the file is dropped.
+pub(crate) fn lock_file(p: &Path) -> Result<File> {
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(p)
+        .map_err(|e| Error::io("open lock", p, e))?;
+    f.lock().map_err(|e| Error::io("lock", p, e))?;
+    Ok(f)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

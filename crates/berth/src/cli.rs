@@ -114,6 +114,12 @@ pub enum Command {
     /// Manage Docker image manifests and manifest lists
     #[command(subcommand)]
     Manifest(ManifestCmd),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(NetworkCmd),
+    /// List port mappings or a specific mapping for the container
+    #[command(override_usage = "berth port CONTAINER [PRIVATE_PORT[/PROTO]]")]
+    Port(PortArgs),
     /// List containers
     #[command(override_usage = "berth ps [OPTIONS]")]
     Ps(PsArgs),
@@ -279,6 +285,8 @@ pub enum ContainerCmd {
     /// List containers
     #[command(alias = "ps", alias = "list")]
     Ls(PsArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(PortArgs),
     /// Remove all stopped containers
     Prune(ContainerPruneArgs),
     /// Remove one or more containers
@@ -909,9 +917,27 @@ pub struct RunArgs {
     /// Assign a name to the container
     #[arg(long, value_name = "string")]
     pub name: Option<String>,
-    /// Connect a container to a network ("host" or "none")
-    #[arg(long, alias = "net", default_value = "host", value_name = "network")]
+    /// Connect a container to a network ("bridge", "host", "none", "container:NAME|ID" or a network name)
+    #[arg(long, alias = "net", default_value = "bridge", value_name = "network")]
     pub network: String,
+    /// Add network-scoped alias for the container
+    #[arg(long, alias = "net-alias", value_name = "list")]
+    pub network_alias: Vec<String>,
+    /// IPv4 address (e.g., 172.30.100.104)
+    #[arg(long, value_name = "string")]
+    pub ip: Option<String>,
+    /// Set custom DNS servers
+    #[arg(long, value_name = "list")]
+    pub dns: Vec<String>,
+    /// Set custom DNS search domains
+    #[arg(long, value_name = "list")]
+    pub dns_search: Vec<String>,
+    /// Set DNS options
+    #[arg(long, alias = "dns-opt", value_name = "list")]
+    pub dns_option: Vec<String>,
+    /// Publish all exposed ports to random ports
+    #[arg(short = 'P', long)]
+    pub publish_all: bool,
     /// Tune container pids limit (set -1 for unlimited)
     #[arg(long, value_name = "int", allow_hyphen_values = true)]
     pub pids_limit: Option<i64>,
@@ -1175,4 +1201,96 @@ mod tests {
     fn cli_definition_is_consistent() {
         super::command().debug_assert();
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NetworkCmd {
+    /// Connect a container to a network
+    Connect(NetworkConnectArgs),
+    /// Create a network
+    Create(NetworkCreateArgs),
+    /// Disconnect a container from a network
+    Disconnect(NetworkConnectArgs),
+    /// Display detailed information on one or more networks
+    Inspect(NetworkInspectArgs),
+    /// List networks
+    #[command(alias = "list")]
+    Ls(NetworkLsArgs),
+    /// Remove all unused networks
+    Prune(NetworkPruneArgs),
+    /// Remove one or more networks
+    #[command(alias = "remove")]
+    Rm(NetworkRmArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct NetworkCreateArgs {
+    /// Driver to manage the Network ("bridge")
+    #[arg(short, long, default_value = "bridge", value_name = "string")]
+    pub driver: String,
+    /// Subnet in CIDR format that represents a network segment
+    #[arg(long, value_name = "strings")]
+    pub subnet: Vec<String>,
+    /// IPv4 Gateway for the master subnet
+    #[arg(long, value_name = "strings")]
+    pub gateway: Vec<String>,
+    /// Restrict external access to the network
+    #[arg(long)]
+    pub internal: bool,
+    /// Set metadata on a network
+    #[arg(long, value_name = "list")]
+    pub label: Vec<String>,
+    /// Network name
+    #[arg(value_name = "NETWORK")]
+    pub name: String,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct NetworkConnectArgs {
+    /// Network
+    pub network: String,
+    /// Container
+    pub container: String,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct NetworkInspectArgs {
+    /// Format output using a custom template
+    #[arg(short, long, value_name = "string")]
+    pub format: Option<String>,
+    #[arg(required = true, value_name = "NETWORK")]
+    pub networks: Vec<String>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct NetworkLsArgs {
+    /// Format output using a custom template
+    #[arg(long, value_name = "string")]
+    pub format: Option<String>,
+    /// Do not truncate the output
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Only display network IDs
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct NetworkRmArgs {
+    #[arg(required = true, value_name = "NETWORK")]
+    pub networks: Vec<String>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct NetworkPruneArgs {
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct PortArgs {
+    pub container: String,
+    /// PRIVATE_PORT[/PROTO]
+    pub port: Option<String>,
 }

@@ -9,7 +9,7 @@ use anyhow::{Context as _, Result, anyhow};
 use berth_output::units;
 use berth_runtime::{
     ContainerConfig, ContainerInfo, Containers, ExecConfig, HealthConfig, LayerStack, LogOptions, MountSpec,
-    NetworkMode, RootfsMode, RootfsSource, RuntimeOptions, Status, Stdio,
+    RootfsMode, RootfsSource, RuntimeOptions, Status, Stdio,
 };
 use berth_store::{LocalImage, Store};
 use berth_types::{Compression, Descriptor, History, ImageConfig, Manifest, Platform, Reference, RootFs, media};
@@ -370,14 +370,9 @@ fn container_config(ctx: &Ctx, a: &RunArgs, id: &str, img: &LocalImage, image_na
         lower.push(store.snapshot_fs(d));
     }
     let fsd = fs_dir(ctx, id)?;
-    let network = match a.network.as_str() {
-        "host" | "default" | "bridge" => NetworkMode::Host,
-        "none" => NetworkMode::None,
-        other => return Err(exit_with(125, format!("network {other:?} not found (berth supports host and none)"))),
-    };
-    if !a.publish.is_empty() && network == NetworkMode::Host {
-        eprintln!("WARNING: Published ports are discarded when using host network mode");
-    }
+    let network = super::network::resolve_mode(ctx, a)?;
+    let exposed: Vec<String> = ic.exposed_ports.as_ref().map(|m| m.keys().cloned().collect()).unwrap_or_default();
+    let publish = if network.is_private() { super::network::publish(a, &exposed)? } else { Vec::new() };
     let healthcheck = if a.no_healthcheck {
         None
     } else if let Some(cmd) = &a.health_cmd {
@@ -435,6 +430,13 @@ fn container_config(ctx: &Ctx, a: &RunArgs, id: &str, img: &LocalImage, image_na
         hostname: a.hostname.clone().or_else(|| Some(id.chars().take(12).collect())),
         mounts: parse_mounts(ctx, a)?,
         network,
+        publish,
+        network_aliases: a.network_alias.clone(),
+        ip: a.ip.clone(),
+        name: None,
+        dns: a.dns.clone(),
+        dns_search: a.dns_search.clone(),
+        dns_options: a.dns_option.clone(),
         extra_hosts: a
             .add_host
             .iter()
@@ -521,7 +523,8 @@ fn create_record(ctx: &Ctx, a: &RunArgs) -> Result<String> {
         None => random_name(&taken),
     };
     let id = berth_runtime::util::random_id();
-    let cfg = container_config(ctx, a, &id, &img, &image_name)?;
+    let mut cfg = container_config(ctx, a, &id, &img, &image_name)?;
+    cfg.name = Some(name.clone());
     std::fs::create_dir_all(fs_dir(ctx, &id)?)?;
     c.create(&id, Some(&name), &cfg, &runtime_options(a)).map_err(|e| exit_with(125, e.to_string()))?;
     Ok(id)
@@ -647,11 +650,11 @@ pub fn ps(ctx: &Ctx, a: &PsArgs) -> Result<i32> {
             "RunningFor": units::created_since(created, now),
             "Status": status_text(info, now),
             "State": info.state.status.as_str(),
-            "Ports": "",
+            "Ports": super::network::ports_text(info),
             "Names": name,
             "Labels": "",
             "Mounts": "",
-            "Networks": match info.record.config.network { NetworkMode::Host => "host", NetworkMode::None => "none" },
+            "Networks": info.record.config.network.docker_name(),
             "Size": "0B",
         }));
     }
@@ -915,7 +918,8 @@ pub fn inspect_json(info: &ContainerInfo) -> Value {
         "Name": format!("/{}", info.record.name.clone().unwrap_or_default()),
         "Driver": "overlay",
         "HostConfig": {
-            "NetworkMode": match cfg.network { NetworkMode::Host => "host", NetworkMode::None => "none" },
+            "NetworkMode": cfg.network.docker_name(),
+            "PortBindings": port_bindings(cfg),
             "Privileged": cfg.privileged,
             "ReadonlyRootfs": cfg.read_only,
             "CapAdd": cfg.cap_add,
@@ -925,6 +929,7 @@ pub fn inspect_json(info: &ContainerInfo) -> Value {
             "Init": cfg.init,
             "AutoRemove": cfg.auto_remove,
         },
+        "NetworkSettings": super::network::settings_json(info),
         "Mounts": cfg.mounts.iter().map(|m| match m {
             MountSpec::Bind { source, target, readonly } => json!({"Type": "bind", "Source": source, "Destination": target, "RW": !readonly}),
             MountSpec::Tmpfs { target, .. } => json!({"Type": "tmpfs", "Source": "", "Destination": target, "RW": true}),
@@ -1185,4 +1190,20 @@ pub fn commit(ctx: &Ctx, a: &CommitArgs) -> Result<i32> {
     let _ = Compression::None;
     println!("{id}");
     Ok(0)
+}
+
+/// `HostConfig.PortBindings` as Docker shows it.
+fn port_bindings(cfg: &ContainerConfig) -> Value {
+    let mut m = serde_json::Map::new();
+    for p in &cfg.publish {
+        let key = format!("{}/{}", p.container_port, p.proto.as_str());
+        let b = json!({"HostIp": p.host_ip, "HostPort": if p.host_port == 0 { String::new() } else { p.host_port.to_string() }});
+        match m.get_mut(&key) {
+            Some(Value::Array(v)) => v.push(b),
+            _ => {
+                m.insert(key, json!([b]));
+            }
+        }
+    }
+    Value::Object(m)
 }

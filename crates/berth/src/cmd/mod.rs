@@ -6,6 +6,7 @@ pub mod containers;
 pub mod deep;
 pub mod images;
 mod manifest;
+pub mod network;
 pub mod registry;
 mod sign;
 mod system;
@@ -24,6 +25,8 @@ pub fn dispatch(ctx: &Ctx, cmd: Command) -> Result<i32> {
         Command::Create(a) | Command::Container(ContainerCmd::Create(a)) => containers::create(ctx, &a),
         Command::Start(a) | Command::Container(ContainerCmd::Start(a)) => containers::start(ctx, &a),
         Command::Ps(a) | Command::Container(ContainerCmd::Ls(a)) => containers::ps(ctx, &a),
+        Command::Port(a) | Command::Container(ContainerCmd::Port(a)) => network::port(ctx, &a),
+        Command::Network(c) => network::dispatch(ctx, c),
         Command::Logs(a) | Command::Container(ContainerCmd::Logs(a)) => containers::logs(ctx, &a),
         Command::Stop(a) | Command::Container(ContainerCmd::Stop(a)) => containers::stop(ctx, &a),
         Command::Kill(a) | Command::Container(ContainerCmd::Kill(a)) => containers::kill(ctx, &a),
