@@ -20,6 +20,7 @@ mod error;
 pub mod export;
 mod fsops;
 mod layer;
+pub mod remote;
 mod solve;
 pub mod ssh;
 

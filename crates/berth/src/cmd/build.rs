@@ -46,19 +46,32 @@ fn is_tar_or_compressed(b: &[u8]) -> bool {
         || (b.len() > 262 && &b[257..262] == b"ustar")
 }
 
-fn inputs(a: &BuildArgs, store: &Store) -> Result<Inputs> {
+/// BUILDKIT_CONTEXT_KEEP_GIT_DIR from --build-arg.
+fn keep_git_dir(a: &BuildArgs) -> bool {
+    parse_build_args(&a.build_arg)
+        .get("BUILDKIT_CONTEXT_KEEP_GIT_DIR")
+        .is_some_and(|v| matches!(v.as_str(), "1" | "true" | "True" | "TRUE"))
+}
+
+fn inputs(ctx: &Ctx, a: &BuildArgs, store: &Store) -> Result<Inputs> {
     let ctx_arg = a.context.as_str();
-    if ctx_arg.starts_with("http://") || ctx_arg.starts_with("https://") || ctx_arg.starts_with("git@") {
-        return Err(exit_with(
-            1,
-            format!(
-                "remote build contexts ({ctx_arg}) are not supported yet; clone or download it and build the directory"
-            ),
-        ));
-    }
     let mut tmp = None;
     let mut stdin_dockerfile = None;
-    let context_dir = if ctx_arg == "-" {
+    let mut remote = false;
+    let context_dir = if build_io::is_remote(ctx_arg) {
+        remote = true;
+        match build_io::resolve_remote(ctx, ctx_arg, &store.root().join("tmp"), keep_git_dir(a))? {
+            Some(build_io::Remote::Dir { guard, dir }) => {
+                tmp = Some(guard);
+                Some(dir)
+            }
+            Some(build_io::Remote::Dockerfile(d)) => {
+                stdin_dockerfile = Some(d);
+                None
+            }
+            None => None,
+        }
+    } else if ctx_arg == "-" {
         let data = read_stdin()?;
         if is_tar_or_compressed(&data) {
             // A tar context on stdin.
@@ -85,7 +98,14 @@ fn inputs(a: &BuildArgs, store: &Store) -> Result<Inputs> {
         (Some(f), None) => {
             // -f is relative to the current directory, as docker's CLI resolves it.
             let p = PathBuf::from(f);
-            let p = if p.is_absolute() || p.exists() { p } else { context_dir.clone().unwrap_or_default().join(f) };
+            // In a remote context, -f names a file inside it.
+            let p = if remote && let Some(d) = &context_dir {
+                d.join(f.trim_start_matches('/'))
+            } else if p.is_absolute() || p.exists() {
+                p
+            } else {
+                context_dir.clone().unwrap_or_default().join(f)
+            };
             let data = std::fs::read(&p)
                 .map_err(|e| exit_with(1, format!("failed to read dockerfile {}: {e}", p.display())))?;
             let name = p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "Dockerfile".into());
@@ -295,7 +315,7 @@ pub fn build(ctx: &Ctx, a: &BuildArgs) -> Result<i32> {
     let store = ctx.store()?.clone();
     // New layers are unreferenced until the image is named: keep garbage collection out.
     let _gc = store.gc_guard()?;
-    let inputs = inputs(a, &store)?;
+    let inputs = inputs(ctx, a, &store)?;
     let dockerfile_text = String::from_utf8_lossy(&inputs.dockerfile).to_string();
     let mut build_args = parse_build_args(&a.build_arg);
 
@@ -383,16 +403,32 @@ pub fn build(ctx: &Ctx, a: &BuildArgs) -> Result<i32> {
         }
     };
     let mut named = BTreeMap::new();
+    let mut _named_guards = Vec::new();
     for bc in &a.build_context {
         let (name, val) = bc
             .split_once('=')
             .ok_or_else(|| exit_with(1, format!("invalid --build-context {bc:?}: expected name=value")))?;
         let nc = if let Some(img) = val.strip_prefix("docker-image://") {
             NamedContext::Image(img.to_string())
+        } else if build_io::is_remote(val) {
+            match build_io::resolve_remote(ctx, val, &store.root().join("tmp"), keep_git_dir(a))? {
+                Some(build_io::Remote::Dir { guard, dir }) => {
+                    _named_guards.push(guard);
+                    NamedContext::Dir(dir)
+                }
+                _ => {
+                    return Err(exit_with(
+                        1,
+                        format!("build context {name}: {val} is not a git repository or a tarball"),
+                    ));
+                }
+            }
         } else if val.contains("://") {
             return Err(exit_with(
                 1,
-                format!("build context {val:?}: only directories and docker-image:// are supported"),
+                format!(
+                    "build context {val:?}: berth does not support this source (directories, git and http(s) URLs, docker-image://)"
+                ),
             ));
         } else {
             NamedContext::Dir(

@@ -225,6 +225,84 @@ fn build_ref() -> String {
     s
 }
 
+/// A remote build context, resolved into a local directory (kept while the guard lives).
+pub enum Remote {
+    /// A directory: a git checkout (at `dir`, maybe a subdir of the guard) or an extracted tar.
+    Dir { guard: tempfile::TempDir, dir: PathBuf },
+    /// A URL that served a plain text file: the Dockerfile, with no context (as BuildKit).
+    Dockerfile(Vec<u8>),
+}
+
+/// Whether `s` is a context URL berth resolves remotely.
+pub fn is_remote(s: &str) -> bool {
+    berth_build::remote::GitUrl::parse(s).is_some() || s.starts_with("http://") || s.starts_with("https://")
+}
+
+/// Resolves a git or HTTP(S) context (`--build-context` values too). `Ok(None)` when `s` is
+/// not remote.
+pub fn resolve_remote(ctx: &crate::ctx::Ctx, s: &str, tmp: &Path, keep_git_dir: bool) -> Result<Option<Remote>> {
+    let guard = tempfile::Builder::new().prefix("berth-remote-").tempdir_in(tmp)?;
+    if let Some(url) = berth_build::remote::GitUrl::parse(s) {
+        let co = berth_build::remote::checkout(&url, guard.path(), keep_git_dir)
+            .map_err(|e| exit_with(1, format!("unable to prepare context: {e}")))?;
+        return Ok(Some(Remote::Dir { dir: co.dir, guard }));
+    }
+    if !(s.starts_with("http://") || s.starts_with("https://")) {
+        return Ok(None);
+    }
+    let file = guard.path().join("download");
+    // berth's own HTTP client (proxies from the environment, redirects); the lead may route
+    // this through berth-registry's configured client (certs.d, insecure settings).
+    download(ctx, s, &file)?;
+    let mut head = [0u8; 300];
+    let n = std::fs::File::open(&file).and_then(|mut f| f.read(&mut head))?;
+    let head = &head[..n];
+    let tar = n > 262 && &head[257..262] == b"ustar";
+    let gz_or_zstd = head.starts_with(&[0x1f, 0x8b]) || head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]);
+    if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) || head.starts_with(b"BZh") {
+        return Err(exit_with(
+            1,
+            format!(
+                "unable to prepare context: {s}: xz and bzip2 tarball contexts are not supported yet (use .tar, .tar.gz or .tar.zst)"
+            ),
+        ));
+    }
+    if !tar && !gz_or_zstd {
+        let data = std::fs::read(&file)?;
+        return Ok(Some(Remote::Dockerfile(data)));
+    }
+    let dir = guard.path().join("context");
+    std::fs::create_dir_all(&dir)?;
+    let f = std::fs::File::open(&file)?;
+    berth_archive::apply_layer(&dir, std::io::BufReader::new(f), &berth_archive::ApplyOptions::default())
+        .with_context(|| format!("extracting the build context from {s}"))?;
+    let _ = std::fs::remove_file(&file);
+    Ok(Some(Remote::Dir { guard, dir }))
+}
+
+/// Streams `url` into `dest` (a fresh file).
+fn download(ctx: &crate::ctx::Ctx, url: &str, dest: &Path) -> Result<()> {
+    let url_owned = url.to_string();
+    let dest_owned = dest.to_path_buf();
+    ctx.block_on(async move {
+        use std::io::Write;
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut resp = client.get(&url_owned).send().await.map_err(|e| anyhow::anyhow!("{url_owned}: {e}"))?;
+        if !resp.status().is_success() {
+            return Err(exit_with(1, format!("unable to prepare context: {url_owned}: HTTP {}", resp.status())));
+        }
+        let mut f = std::fs::File::create(&dest_owned)?;
+        while let Some(chunk) = resp.chunk().await.map_err(|e| anyhow::anyhow!("{url_owned}: {e}"))? {
+            f.write_all(&chunk)?;
+        }
+        f.sync_all()?;
+        Ok(())
+    })?
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
