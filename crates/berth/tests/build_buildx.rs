@@ -112,6 +112,9 @@ fn every_build_flag_is_implemented_or_refused() {
     // Output attributes berth does not implement are refused, not dropped.
     let r = build(&b, ctx.path(), &["-o", "type=image,compression=zstd"]).fails();
     assert!(r.stderr.contains("does not support the \"compression\" attribute"), "{}", r.stderr);
+    let r = build(&b, ctx.path(), &["--cache-to", "type=registry,ref=x/y,compression=zstd"]).fails();
+    assert!(r.stderr.contains("does not support the \"compression\" attribute"), "{}", r.stderr);
+    build(&b, ctx.path(), &["--cache-to", "type=gha"]).fails();
     let r = build(&b, ctx.path(), &["--call=lint"]).fails();
     assert!(r.stderr.contains("--call=lint"), "{}", r.stderr);
 }

@@ -458,6 +458,7 @@ pub fn build(ctx: &Ctx, a: &BuildArgs) -> Result<i32> {
     let mut cache_from_refs = Vec::new();
     for c in &a.cache_from {
         let kv = csv_kv(c);
+        build_io::check_cache_keys("--cache-from", c, &kv)?;
         match kv.get("type").map(String::as_str) {
             Some("local") => cache_from.push(PathBuf::from(
                 kv.get("src").ok_or_else(|| exit_with(1, format!("--cache-from {c:?}: src=DIR is required")))?,
@@ -485,6 +486,7 @@ pub fn build(ctx: &Ctx, a: &BuildArgs) -> Result<i32> {
     let mut cache_to_inline = false;
     for c in &a.cache_to {
         let kv = csv_kv(c);
+        build_io::check_cache_keys("--cache-to", c, &kv)?;
         match kv.get("type").map(String::as_str) {
             Some("local") => {
                 let dest = PathBuf::from(

@@ -75,6 +75,30 @@ pub fn check_output_keys(spec: &str, ty: &str, kv: &BTreeMap<String, String>) ->
     Ok(())
 }
 
+/// Refuses `--cache-from`/`--cache-to` attributes berth does not implement.
+pub fn check_cache_keys(flag: &str, spec: &str, kv: &BTreeMap<String, String>) -> Result<()> {
+    let allowed: &[&str] =
+        if flag == "--cache-to" { &["type", "ref", "dest", "mode"] } else { &["type", "ref", "src"] };
+    for k in kv.keys() {
+        if !allowed.contains(&k.as_str()) && spec.contains('=') {
+            return Err(exit_with(
+                1,
+                format!(
+                    "{flag} {spec:?}: berth does not support the {k:?} attribute (supported: {})",
+                    allowed.join(", ")
+                ),
+            ));
+        }
+    }
+    if flag == "--cache-to"
+        && kv.get("type").map(String::as_str) == Some("inline")
+        && kv.get("mode").is_some_and(|m| m != "min")
+    {
+        return Err(exit_with(1, format!("{flag} {spec:?}: the inline cache supports mode=min only")));
+    }
+    Ok(())
+}
+
 /// Parses `name=a,b` into references (tags default to `latest`).
 pub fn output_names(spec: &str, kv: &BTreeMap<String, String>) -> Result<Vec<Reference>> {
     let mut out = Vec::new();
