@@ -176,11 +176,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let up = dir.path().join("up.sock");
         let l = UnixListener::bind(&up).unwrap();
+        // Serves every connection (the proxy probes the agent once when it starts).
         std::thread::spawn(move || {
-            let (mut s, _) = l.accept().unwrap();
-            let mut b = [0u8; 4];
-            s.read_exact(&mut b).unwrap();
-            s.write_all(&b.map(|x| x + 1)).unwrap();
+            for mut s in l.incoming().flatten() {
+                let mut b = [0u8; 4];
+                if s.read_exact(&mut b).is_ok() {
+                    let _ = s.write_all(&b.map(|x| x + 1));
+                }
+            }
         });
         let uid = unsafe { libc::getuid() };
         let gid = unsafe { libc::getgid() };
