@@ -24,6 +24,8 @@ PACKAGES=(
 	libseccomp-dev pkg-config
 	# system tools used by tests and scripts
 	iproute2 util-linux e2fsprogs procps kmod mount
+	# build --ssh (ssh-agent, ssh-add, ssh-keygen) and git contexts (git CLI, git-daemon)
+	openssh-client git
 )
 
 # One dpkg-query for all: it prints a line for each package it knows; a package it has
