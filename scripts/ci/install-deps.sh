@@ -28,6 +28,8 @@ PACKAGES=(
 	iproute2 util-linux e2fsprogs procps kmod mount
 	# multi-platform builds and runs: QEMU user emulators for binfmt_misc (fix-binary flag)
 	qemu-user-static binfmt-support
+	# build --ssh (ssh-agent, ssh-add, ssh-keygen) and git contexts (git CLI, git-daemon)
+	openssh-client git
 )
 
 # One dpkg-query for all: it prints a line for each package it knows; a package it has

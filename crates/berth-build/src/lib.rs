@@ -21,7 +21,9 @@ mod error;
 pub mod export;
 mod fsops;
 mod layer;
+pub mod remote;
 mod solve;
+pub mod ssh;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -96,6 +98,8 @@ pub struct BuildOptions {
     pub cache_to: Option<(PathBuf, bool)>,
     /// Records of registry cache images (`--cache-from type=registry,ref=…`), already pulled.
     pub cache_from_records: Vec<std::collections::BTreeMap<String, Record>>,
+    /// `--ssh`: agent socket per id (`default`, …), forwarded to `RUN --mount=type=ssh`.
+    pub ssh: BTreeMap<String, PathBuf>,
 }
 
 /// An image the provider made available in the store.

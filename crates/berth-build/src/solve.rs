@@ -665,10 +665,23 @@ impl Solver<'_> {
                 mounts.push(MountSpec::Bind { source: file, target, readonly: true });
                 guards.dirs.push(dir);
             }
-            M::Ssh { id, required, .. } => {
-                if *required {
-                    return Err(BuildError::Other(format!("ssh forwarding ({id}) is not supported by berth yet")));
-                }
+            M::Ssh { id, target, required, mode, uid, gid } => {
+                let Some(upstream) = self.opts.ssh.get(id) else {
+                    if *required {
+                        // BuildKit's words.
+                        return Err(BuildError::Other(format!("no SSH key {id:?} forwarded from the client")));
+                    }
+                    return Ok(());
+                };
+                let proxy =
+                    crate::ssh::Proxy::start(upstream, secret_tmpfs(), *mode, uid.unwrap_or(0), gid.unwrap_or(0))?;
+                mounts.push(MountSpec::Bind {
+                    source: proxy.path().to_path_buf(),
+                    target: target.clone(),
+                    readonly: false,
+                });
+                env.push(format!("SSH_AUTH_SOCK={target}"));
+                guards.ssh.push(proxy);
             }
             M::Tmpfs { target, size } => {
                 mounts.push(MountSpec::Tmpfs { target: target.clone(), size: *size, mode: None })
@@ -1180,6 +1193,7 @@ struct MountGuards {
     dirs: Vec<tempfile::TempDir>,
     mounts: Vec<MountedRootfs>,
     locks: Vec<std::fs::File>,
+    ssh: Vec<crate::ssh::Proxy>,
 }
 
 fn secret_tmpfs() -> &'static Path {

@@ -791,6 +791,27 @@ pub struct BuildArgs {
     /// Use an external OCI runtime binary (e.g. runc) for RUN
     #[arg(long, value_name = "path")]
     pub runtime: Option<PathBuf>,
+    /// Write build result metadata to a file
+    #[arg(long, value_name = "string")]
+    pub metadata_file: Option<PathBuf>,
+    /// Set method for evaluating build ("build", "check", "outline", "targets")
+    #[arg(long, value_name = "string")]
+    pub call: Option<String>,
+    /// Override the configured builder instance (berth has one: "default")
+    #[arg(long, value_name = "string")]
+    pub builder: Option<String>,
+    /// Allow extra privileged entitlement (not supported by berth)
+    #[arg(long, value_name = "stringArray")]
+    pub allow: Vec<String>,
+    /// Set the parent cgroup for the "RUN" instructions during build (not supported by berth)
+    #[arg(long, value_name = "string")]
+    pub cgroup_parent: Option<String>,
+    /// Shared memory size for build containers (not supported by berth)
+    #[arg(long, value_name = "bytes")]
+    pub shm_size: Option<String>,
+    /// Ulimit options (not supported by berth)
+    #[arg(long, value_name = "ulimit")]
+    pub ulimit: Vec<String>,
     /// Build context: a directory, a tar on stdin, or "-" for a Dockerfile on stdin
     pub context: String,
 }

@@ -14,6 +14,7 @@ use berth_transport::{ArchiveFormat, ArchiveSink, CopyOptions, Endpoint, Quiet, 
 use berth_types::{Platform, Reference};
 
 use crate::cli::BuildArgs;
+use crate::cmd::build_io;
 use crate::ctx::Ctx;
 use crate::errors::exit_with;
 
@@ -45,19 +46,32 @@ fn is_tar_or_compressed(b: &[u8]) -> bool {
         || (b.len() > 262 && &b[257..262] == b"ustar")
 }
 
-fn inputs(a: &BuildArgs, store: &Store) -> Result<Inputs> {
+/// BUILDKIT_CONTEXT_KEEP_GIT_DIR from --build-arg.
+fn keep_git_dir(a: &BuildArgs) -> bool {
+    parse_build_args(&a.build_arg)
+        .get("BUILDKIT_CONTEXT_KEEP_GIT_DIR")
+        .is_some_and(|v| matches!(v.as_str(), "1" | "true" | "True" | "TRUE"))
+}
+
+fn inputs(ctx: &Ctx, a: &BuildArgs, store: &Store) -> Result<Inputs> {
     let ctx_arg = a.context.as_str();
-    if ctx_arg.starts_with("http://") || ctx_arg.starts_with("https://") || ctx_arg.starts_with("git@") {
-        return Err(exit_with(
-            1,
-            format!(
-                "remote build contexts ({ctx_arg}) are not supported yet; clone or download it and build the directory"
-            ),
-        ));
-    }
     let mut tmp = None;
     let mut stdin_dockerfile = None;
-    let context_dir = if ctx_arg == "-" {
+    let mut remote = false;
+    let context_dir = if build_io::is_remote(ctx_arg) {
+        remote = true;
+        match build_io::resolve_remote(ctx, ctx_arg, &store.root().join("tmp"), keep_git_dir(a))? {
+            Some(build_io::Remote::Dir { guard, dir }) => {
+                tmp = Some(guard);
+                Some(dir)
+            }
+            Some(build_io::Remote::Dockerfile(d)) => {
+                stdin_dockerfile = Some(d);
+                None
+            }
+            None => None,
+        }
+    } else if ctx_arg == "-" {
         let data = read_stdin()?;
         if is_tar_or_compressed(&data) {
             // A tar context on stdin.
@@ -86,7 +100,14 @@ fn inputs(a: &BuildArgs, store: &Store) -> Result<Inputs> {
         (Some(f), None) => {
             // -f is relative to the current directory, as docker's CLI resolves it.
             let p = PathBuf::from(f);
-            let p = if p.is_absolute() || p.exists() { p } else { context_dir.clone().unwrap_or_default().join(f) };
+            // In a remote context, -f names a file inside it.
+            let p = if remote && let Some(d) = &context_dir {
+                d.join(f.trim_start_matches('/'))
+            } else if p.is_absolute() || p.exists() {
+                p
+            } else {
+                context_dir.clone().unwrap_or_default().join(f)
+            };
             let data = std::fs::read(&p)
                 .map_err(|e| exit_with(1, format!("failed to read dockerfile {}: {e}", p.display())))?;
             let name = p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "Dockerfile".into());
@@ -160,7 +181,8 @@ fn parse_secrets(raw: &[String]) -> Result<BTreeMap<String, SecretSource>> {
     Ok(out)
 }
 
-/// `--output` parsing: `type=docker|oci|tar|local|image|registry,dest=…` or a bare path (local).
+/// `--output` parsing: `type=docker|oci|tar|local|image|registry,dest=…` or a bare path (local);
+/// `-` is a tar on stdout. A dest of `-` writes the archive to stdout.
 #[derive(Debug)]
 enum Output {
     Store,
@@ -171,17 +193,37 @@ enum Output {
     Push,
 }
 
-fn parse_outputs(a: &BuildArgs) -> Result<Vec<Output>> {
+/// The outputs, and the image names they add to `-t` (`type=image,name=a,b`).
+fn parse_outputs(a: &BuildArgs) -> Result<(Vec<Output>, Vec<Reference>)> {
     let mut outs = Vec::new();
+    let mut names = Vec::new();
     for o in &a.output {
-        let kv = if o.contains('=') {
-            csv_kv(o)
+        let kv = if o == "-" {
+            BTreeMap::from([("type".to_string(), "tar".to_string()), ("dest".to_string(), "-".to_string())])
+        } else if o.contains('=') {
+            build_io::output_kv(o)?
         } else {
             BTreeMap::from([("type".to_string(), "local".to_string()), ("dest".to_string(), o.clone())])
         };
         let ty = kv.get("type").map(String::as_str).unwrap_or("local");
+        build_io::check_output_keys(o, ty, &kv)?;
+        names.extend(build_io::output_names(o, &kv)?);
         let dest = kv.get("dest").map(PathBuf::from);
-        let push = kv.get("push").map(|v| v == "true").unwrap_or(false);
+        let push = ty == "registry"
+            || match kv.get("push").map(String::as_str) {
+                None | Some("false") => false,
+                Some("true") | Some("") => true,
+                Some(v) => return Err(exit_with(1, format!("output {o:?}: invalid push value {v:?} (true or false)"))),
+            };
+        if dest.as_deref() == Some(Path::new("-")) {
+            if ty == "local" {
+                return Err(exit_with(
+                    1,
+                    format!("output {o:?}: type=local needs a directory; use type=tar,dest=- for a tar on stdout"),
+                ));
+            }
+            build_io::tar_stdout(ty)?;
+        }
         outs.push(match (ty, dest) {
             ("docker", None) | ("image", None) if !push => Output::Store,
             ("image", _) | ("registry", _) => Output::Push,
@@ -207,7 +249,16 @@ fn parse_outputs(a: &BuildArgs) -> Result<Vec<Output>> {
     if outs.is_empty() {
         outs.push(Output::Store);
     }
-    Ok(outs)
+    let stdout_outputs = outs
+        .iter()
+        .filter(
+            |o| matches!(o, Output::DockerArchive(p) | Output::OciArchive(p) | Output::Tar(p) if p.as_os_str() == "-"),
+        )
+        .count();
+    if stdout_outputs > 1 || (stdout_outputs == 1 && outs.iter().any(|o| matches!(o, Output::Push))) {
+        return Err(exit_with(1, "only one output can write to stdout, and pushing prints to stdout".to_string()));
+    }
+    Ok((outs, names))
 }
 
 /// Pulls base images through the registry client into the store.
@@ -265,15 +316,28 @@ impl Provider for StoreProvider<'_> {
 }
 
 pub fn build(ctx: &Ctx, a: &BuildArgs) -> Result<i32> {
+    build_io::refuse_unsupported(a)?;
+    let (call_check, call_print) = match a.call.as_deref() {
+        None | Some("build") => (false, None),
+        Some("check") => (true, None),
+        Some(p @ ("outline" | "targets")) => (false, Some(p.to_string())),
+        Some(other) => {
+            return Err(exit_with(
+                1,
+                format!("berth build does not support --call={other} (build, check, outline, targets)"),
+            ));
+        }
+    };
+    let print = a.print.clone().or(call_print);
     let store = ctx.store()?.clone();
     // New layers are unreferenced until the image is named: keep garbage collection out.
     let _gc = store.gc_guard()?;
-    let inputs = inputs(a, &store)?;
+    let inputs = inputs(ctx, a, &store)?;
     let dockerfile_text = String::from_utf8_lossy(&inputs.dockerfile).to_string();
     let mut build_args = parse_build_args(&a.build_arg);
 
     // Lint and information requests work without building.
-    if a.check || a.print.as_deref() == Some("check") {
+    if a.check || call_check || print.as_deref() == Some("check") {
         let ignore = inputs
             .context_dir
             .as_ref()
@@ -292,7 +356,7 @@ pub fn build(ctx: &Ctx, a: &BuildArgs) -> Result<i32> {
         let failed = report.fatal.is_some() || report.error.is_some() || !report.warnings.is_empty();
         return Ok(if failed { 1 } else { 0 });
     }
-    if let Some(p) = &a.print {
+    if let Some(p) = &print {
         let out = match p.as_str() {
             "outline" => berth_dockerfile::format_outline(
                 &berth_dockerfile::outline(
@@ -355,16 +419,32 @@ pub fn build(ctx: &Ctx, a: &BuildArgs) -> Result<i32> {
         }
     };
     let mut named = BTreeMap::new();
+    let mut _named_guards = Vec::new();
     for bc in &a.build_context {
         let (name, val) = bc
             .split_once('=')
             .ok_or_else(|| exit_with(1, format!("invalid --build-context {bc:?}: expected name=value")))?;
         let nc = if let Some(img) = val.strip_prefix("docker-image://") {
             NamedContext::Image(img.to_string())
+        } else if build_io::is_remote(val) {
+            match build_io::resolve_remote(ctx, val, &store.root().join("tmp"), keep_git_dir(a))? {
+                Some(build_io::Remote::Dir { guard, dir }) => {
+                    _named_guards.push(guard);
+                    NamedContext::Dir(dir)
+                }
+                _ => {
+                    return Err(exit_with(
+                        1,
+                        format!("build context {name}: {val} is not a git repository or a tarball"),
+                    ));
+                }
+            }
         } else if val.contains("://") {
             return Err(exit_with(
                 1,
-                format!("build context {val:?}: only directories and docker-image:// are supported"),
+                format!(
+                    "build context {val:?}: berth does not support this source (directories, git and http(s) URLs, docker-image://)"
+                ),
             ));
         } else {
             NamedContext::Dir(
@@ -397,11 +477,18 @@ pub fn build(ctx: &Ctx, a: &BuildArgs) -> Result<i32> {
         let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
         labels.insert(k.to_string(), v.to_string());
     }
-    let outputs = parse_outputs(a)?;
+    let (outputs, output_names) = parse_outputs(a)?;
+    for n in output_names {
+        if !tags.contains(&n) {
+            tags.push(n);
+        }
+    }
+    let (ssh, _ssh_agents) = build_io::parse_ssh(&a.ssh, &store.root().join("tmp"))?;
     let mut cache_from = Vec::new();
     let mut cache_from_refs = Vec::new();
     for c in &a.cache_from {
         let kv = csv_kv(c);
+        build_io::check_cache_keys("--cache-from", c, &kv)?;
         match kv.get("type").map(String::as_str) {
             Some("local") => cache_from.push(PathBuf::from(
                 kv.get("src").ok_or_else(|| exit_with(1, format!("--cache-from {c:?}: src=DIR is required")))?,
@@ -426,8 +513,10 @@ pub fn build(ctx: &Ctx, a: &BuildArgs) -> Result<i32> {
     }
     let mut cache_to = None;
     let mut cache_to_registry: Option<(Reference, bool)> = None;
+    let mut cache_to_inline = false;
     for c in &a.cache_to {
         let kv = csv_kv(c);
+        build_io::check_cache_keys("--cache-to", c, &kv)?;
         match kv.get("type").map(String::as_str) {
             Some("local") => {
                 let dest = PathBuf::from(
@@ -444,8 +533,9 @@ pub fn build(ctx: &Ctx, a: &BuildArgs) -> Result<i32> {
                     .with_default_tag();
                 cache_to_registry = Some((r, kv.get("mode").map(String::as_str) == Some("max")));
             }
-            // BuildKit's inline cache needs nothing extra here: the image itself is the cache.
-            Some("inline") => {}
+            // The cache records go into the image config (berth's record format, read back by
+            // `--cache-from IMAGE`).
+            Some("inline") => cache_to_inline = true,
             other => {
                 return Err(exit_with(
                     1,
@@ -494,6 +584,7 @@ pub fn build(ctx: &Ctx, a: &BuildArgs) -> Result<i32> {
         cache_from,
         cache_to,
         cache_from_records,
+        ssh,
     };
 
     let mode = if a.quiet {
@@ -555,7 +646,13 @@ pub fn build(ctx: &Ctx, a: &BuildArgs) -> Result<i32> {
     let mut children = Vec::new();
     let mut last_id = None;
     for (p, out) in &built {
-        let (manifest, id) = berth_build::export_image(&store, &out.state, &labels)?;
+        let (manifest, id) = if cache_to_inline {
+            let mut state = out.state.clone();
+            inline_cache(&store, out, &mut state)?;
+            berth_build::export_image(&store, &state, &labels)?
+        } else {
+            berth_build::export_image(&store, &out.state, &labels)?
+        };
         let what = if multi { format!("writing image {id} for {p}\n") } else { format!("writing image {id}\n") };
         progress.log(v, berth_output::progress::LogStream::Stdout, what.as_bytes());
         let mut d = if outputs_docker_list(a) {
@@ -633,7 +730,12 @@ pub fn build(ctx: &Ctx, a: &BuildArgs) -> Result<i32> {
                 // A multi-platform image is found by the ID its default platform shows.
                 let key = if multi { store.load_image(&manifest)?.id.to_string() } else { id.to_string() };
                 let src = Source::open_local(&Endpoint::Store(key), Some(&store))?;
-                let sink = Sink::Archive(ArchiveSink::new(fmt, p, None, None)?);
+                let w = if p.as_os_str() == "-" {
+                    Some(build_io::tar_stdout(if matches!(o, Output::DockerArchive(_)) { "docker" } else { "oci" })?)
+                } else {
+                    None
+                };
+                let sink = Sink::Archive(ArchiveSink::new(fmt, p, w, None)?);
                 let copts = CopyOptions { names: tags.clone(), all_platforms: multi, ..Default::default() };
                 ctx.block_on(berth_transport::copy_one(&src, &sink, &copts, Arc::new(Quiet)))??;
             }
@@ -662,7 +764,11 @@ pub fn build(ctx: &Ctx, a: &BuildArgs) -> Result<i32> {
     if let Some(f) = &a.iidfile {
         std::fs::write(f, id.to_string()).with_context(|| format!("writing {}", f.display()))?;
     }
+    let mut pushed = None;
     if outputs.iter().any(|o| matches!(o, Output::Push)) {
+        if tags.is_empty() {
+            progress_free_error("an image push needs a name: use -t NAME or -o type=image,name=NAME,push=true")?;
+        }
         for t in &tags {
             let pa = crate::cli::PushArgs {
                 all_tags: false,
@@ -674,9 +780,18 @@ pub fn build(ctx: &Ctx, a: &BuildArgs) -> Result<i32> {
                 name: t.to_string(),
             };
             crate::cmd::registry::push(ctx, &pa)?;
+            if pushed.is_none() {
+                pushed = build_io::pushed_descriptor(&store, t);
+            }
         }
     }
-    if a.quiet {
+    if let Some(f) = &a.metadata_file {
+        build_io::write_metadata(f, pushed.as_ref().unwrap_or(&manifest), &id.to_string(), &tags)?;
+    }
+    let stdout_taken = outputs.iter().any(
+        |o| matches!(o, Output::DockerArchive(p) | Output::OciArchive(p) | Output::Tar(p) if p.as_os_str() == "-"),
+    );
+    if a.quiet && !stdout_taken {
         println!("{id}");
     }
     // The image is named now; collection may run (it needs the gc lock this build held).
@@ -715,6 +830,28 @@ fn report_build_error(
 /// multi-platform result is then a Docker manifest list instead of an OCI index.
 fn outputs_docker_list(a: &BuildArgs) -> bool {
     a.output.iter().any(|o| csv_kv(o).get("oci-mediatypes").is_some_and(|v| v == "false"))
+}
+
+fn progress_free_error(msg: &str) -> Result<()> {
+    Err(exit_with(1, msg.to_string()))
+}
+
+/// `--cache-to type=inline`: the records of the steps whose layers are all in the image (mode
+/// min, as BuildKit's inline cache), embedded in the image config.
+fn inline_cache(store: &Store, out: &berth_build::BuildOutput, state: &mut berth_build::State) -> Result<()> {
+    let cache = berth_build::Cache::open(store)?;
+    let final_layers: std::collections::HashSet<_> = out.state.layers.iter().map(|l| l.diff_id.clone()).collect();
+    let keys: Vec<String> = out
+        .used_keys
+        .iter()
+        .filter(|k| cache.peek(k).is_some_and(|rec| rec.state.layers.iter().all(|l| final_layers.contains(&l.diff_id))))
+        .cloned()
+        .collect();
+    let (config, _) = berth_build::cache_image(&cache, &keys);
+    if let Some(v) = config.extra.get(berth_build::CACHE_CONFIG_KEY) {
+        state.config.extra.insert(berth_build::CACHE_CONFIG_KEY.to_string(), v.clone());
+    }
+    Ok(())
 }
 
 /// After a build, BuildKit lists the lint rules that fired (without failing the build).

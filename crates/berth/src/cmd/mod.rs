@@ -2,6 +2,7 @@
 
 pub mod archive;
 mod build;
+mod build_io;
 pub mod containers;
 pub mod deep;
 pub mod images;
