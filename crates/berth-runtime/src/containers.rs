@@ -126,6 +126,17 @@ impl Containers {
         Ok(st)
     }
 
+    /// Gives container `id` a new name (its record's `Name`). The caller checks that no other
+    /// container has it; the record is replaced atomically under the container's lock.
+    pub fn rename(&self, id: &str, name: &str) -> Result<()> {
+        let d = self.existing(id)?;
+        let _l = d.lock()?;
+        let mut rec = d.read_record()?;
+        rec.name = Some(name.to_owned());
+        let data = serde_json::to_vec_pretty(&rec).map_err(|e| Error::Json { path: d.config_path(), source: e })?;
+        atomic_write(&d.config_path(), &data, 0o600)
+    }
+
     /// All containers (sorted by creation time, newest first).
     pub fn list(&self) -> Result<Vec<ContainerInfo>> {
         let base = self.root.join("containers");

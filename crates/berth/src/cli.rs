@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+pub use crate::cli_ext::*;
+
 const HELP_TEMPLATE: &str = "\nUsage:  {usage}\n\n{about}\n\n{all-args}{after-help}";
 const TOP_AFTER: &str = "\nRun 'berth COMMAND --help' for more information on a command.\n";
 
@@ -35,7 +37,7 @@ pub struct Global {
     #[arg(long, global = true, env = "DOCKER_CONFIG", value_name = "DIR")]
     pub config: Option<PathBuf>,
     /// Set the logging level ("debug", "info", "warn", "error", "fatal")
-    #[arg(short = 'l', long, value_name = "LEVEL")]
+    #[arg(short = 'l', long, value_name = "LEVEL", value_parser = ["debug", "info", "warn", "error", "fatal"], hide_possible_values = true)]
     pub log_level: Option<String>,
     /// Enable debug mode
     #[arg(short = 'D', long)]
@@ -57,9 +59,11 @@ pub enum Command {
     /// Docker Buildx compatibility (`buildx build`)
     #[command(subcommand)]
     Buildx(BuildxCmd),
-    /// Copy an image between transports (registry, store, OCI layout, archives)
-    #[command(override_usage = "berth cp [OPTIONS] SOURCE DESTINATION")]
-    Cp(CpArgs),
+    /// Copy files/folders between a container and the local filesystem
+    #[command(
+        override_usage = "berth cp [OPTIONS] CONTAINER:SRC_PATH DEST_PATH|-\n\tberth cp [OPTIONS] SRC_PATH|- CONTAINER:DEST_PATH"
+    )]
+    Cp(ContainerCpArgs),
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCmd),
@@ -87,6 +91,9 @@ pub enum Command {
     /// List images
     #[command(override_usage = "berth images [OPTIONS] [REPOSITORY[:TAG]]")]
     Images(ImagesArgs),
+    /// Display system-wide information
+    #[command(override_usage = "berth info [OPTIONS]")]
+    Info(InfoArgs),
     /// Import the contents from a tarball to create a filesystem image
     #[command(override_usage = "berth import [OPTIONS] file|URL|- [REPOSITORY[:TAG]]")]
     Import(ImportArgs),
@@ -117,6 +124,12 @@ pub enum Command {
     /// Upload an image to a registry
     #[command(override_usage = "berth push [OPTIONS] NAME[:TAG]")]
     Push(PushArgs),
+    /// Rename a container
+    #[command(override_usage = "berth rename CONTAINER NEW_NAME")]
+    Rename(RenameArgs),
+    /// Restart one or more containers
+    #[command(override_usage = "berth restart [OPTIONS] CONTAINER [CONTAINER...]")]
+    Restart(RestartArgs),
     /// Remove one or more containers
     #[command(override_usage = "berth rm [OPTIONS] CONTAINER [CONTAINER...]")]
     Rm(RmArgs),
@@ -195,6 +208,9 @@ pub enum ImageCmd {
     Save(SaveArgs),
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
     Tag(TagArgs),
+    /// Copy an image between transports (registry, store, OCI layout, archives)
+    #[command(override_usage = "berth image copy [OPTIONS] SOURCE DESTINATION")]
+    Copy(ImageCopyArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -202,6 +218,8 @@ pub enum ImageCmd {
 pub enum ContainerCmd {
     /// Create a new image from a container's changes
     Commit(CommitArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(ContainerCpArgs),
     /// Create a new container
     #[command(disable_help_flag = true)]
     Create(RunArgs),
@@ -220,6 +238,10 @@ pub enum ContainerCmd {
     Ls(PsArgs),
     /// Remove all stopped containers
     Prune(ContainerPruneArgs),
+    /// Rename a container
+    Rename(RenameArgs),
+    /// Restart one or more containers
+    Restart(RestartArgs),
     /// Remove one or more containers
     #[command(alias = "remove")]
     Rm(RmArgs),
@@ -261,7 +283,14 @@ pub enum SystemCmd {
     /// Remove unused data
     Prune(SystemPruneArgs),
     /// Display system-wide information
-    Info,
+    Info(InfoArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct InfoArgs {
+    /// Format output using a custom template ('json' or a Go template)
+    #[arg(short, long, value_name = "string")]
+    pub format: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -450,7 +479,7 @@ pub struct ImportArgs {
 }
 
 #[derive(Debug, Args, Clone)]
-pub struct CpArgs {
+pub struct ImageCopyArgs {
     /// Copy every platform of a multi-platform image
     #[arg(short, long)]
     pub all: bool,
@@ -774,9 +803,15 @@ pub struct ExecArgs {
     /// Detached mode: run command in the background
     #[arg(short, long)]
     pub detach: bool,
+    /// Override the key sequence for detaching a container
+    #[arg(long, value_name = "string")]
+    pub detach_keys: Option<String>,
     /// Set environment variables
     #[arg(short, long, value_name = "list")]
     pub env: Vec<String>,
+    /// Read in a file of environment variables
+    #[arg(long, value_name = "list")]
+    pub env_file: Vec<PathBuf>,
     /// Keep STDIN open even if not attached
     #[arg(short, long)]
     pub interactive: bool,
@@ -902,7 +937,7 @@ pub struct StopArgs {
     #[arg(short, long, value_name = "string")]
     pub signal: Option<String>,
     /// Seconds to wait before killing the container
-    #[arg(short, long, value_name = "int")]
+    #[arg(short = 't', long = "timeout", visible_alias = "time", value_name = "int", allow_negative_numbers = true)]
     pub time: Option<i64>,
     #[arg(required = true)]
     pub containers: Vec<String>,

@@ -45,12 +45,34 @@ pub fn render_error(e: &anyhow::Error) -> u8 {
             hint = Some(h.hint.clone());
         }
     }
-    let mut parts: Vec<String> = Vec::new();
+    eprintln!("Error: {}", chain_text(e));
+    if let Some(h) = hint {
+        eprintln!("\nhint: {h}");
+    }
+    code
+}
+
+/// The cause chain on one line (`a: b: c`), each cause said once: libraries' errors often put
+/// their source's text in their own message *and* return it as `source()`, and wrappers
+/// (anyhow contexts, `io::Error::other`) repeat a message verbatim; a cause whose text the line
+/// already contains is skipped.
+pub fn chain_text(e: &anyhow::Error) -> String {
+    let mut line = String::new();
     let mut push = |s: String| {
-        // Skip causes already contained in the previous message (thiserror `{source}` fields).
-        if !(parts.last().is_some_and(|p| p.ends_with(&s)) || s.is_empty()) {
-            parts.push(s);
+        let s = s.trim();
+        if s.is_empty() || line.contains(s) {
+            return;
         }
+        // A cause that contains everything said so far (a wrapper that repeats its source's
+        // text, then adds to it) replaces it.
+        if !line.is_empty() && s.contains(line.as_str()) {
+            line = s.to_string();
+            return;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(s);
     };
     for cause in e.chain() {
         // A Hinted error is not a `source` chain link: print the chain of the error it wraps.
@@ -62,11 +84,7 @@ pub fn render_error(e: &anyhow::Error) -> u8 {
         }
         push(cause.to_string());
     }
-    eprintln!("Error: {}", parts.join(": "));
-    if let Some(h) = hint {
-        eprintln!("\nhint: {h}");
-    }
-    code
+    line
 }
 
 /// Renders a clap error like docker's flag errors: the message, then "See 'berth X --help'.",

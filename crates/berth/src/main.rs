@@ -2,6 +2,7 @@
 //! `cmd/`; everything substantial lives in the library crates.
 
 mod cli;
+mod cli_ext;
 mod cmd;
 mod ctx;
 mod errors;

@@ -198,7 +198,8 @@ fn image_for_run(
         name: r.to_string(),
     };
     let client = crate::cmd::registry::client(ctx)?;
-    crate::cmd::registry::pull_one(ctx, &client, &r, &pa).map_err(|e| exit_with(125, format!("{e:#}")))?;
+    crate::cmd::registry::pull_one(ctx, &client, &r, &pa, false)
+        .map_err(|e| exit_with(125, crate::errors::chain_text(&e)))?;
     Ok((store.resolve_image(&r.to_string(), platform)?, r.familiar()))
 }
 
@@ -734,7 +735,7 @@ pub fn kill(ctx: &Ctx, a: &KillArgs) -> Result<i32> {
             Ok(()) => println!("{name}"),
             Err(e) => {
                 failed = true;
-                eprintln!("Error: {e:#}");
+                eprintln!("Error: {}", crate::errors::chain_text(&e));
             }
         }
     }
@@ -770,7 +771,7 @@ pub fn rm(ctx: &Ctx, a: &RmArgs) -> Result<i32> {
             Ok(()) => println!("{name}"),
             Err(e) => {
                 failed = true;
-                eprintln!("Error: {e:#}");
+                eprintln!("Error: {}", crate::errors::chain_text(&e));
             }
         }
     }
@@ -819,13 +820,26 @@ pub fn prune(ctx: &Ctx, a: &ContainerPruneArgs) -> Result<i32> {
 pub fn exec(ctx: &Ctx, a: &ExecArgs) -> Result<i32> {
     let (name, cmd) =
         a.container_and_command.split_first().ok_or_else(|| exit_with(125, "exec needs a container and a command"))?;
-    let info = find(ctx, name).map_err(|e| exit_with(1, format!("{e:#}")))?;
+    if a.detach_keys.is_some() && !a.detach {
+        return Err(exit_with(
+            125,
+            "--detach-keys is not supported: berth's attached exec has no detach sequence (use -d to run in the background)",
+        ));
+    }
+    if a.detach {
+        return crate::cmd::ctr_ext::exec_detached(ctx, a);
+    }
+    let info = find(ctx, name).map_err(|e| exit_with(1, crate::errors::chain_text(&e)))?;
     if info.state.status != Status::Running {
         return Err(exit_with(1, format!("container {} is not running", info.record.id)));
     }
-    let env: Vec<String> = a
-        .env
+    let mut from_files = Vec::new();
+    for f in &a.env_file {
+        from_files.extend(parse_env_file(f)?);
+    }
+    let env: Vec<String> = from_files
         .iter()
+        .chain(a.env.iter())
         .filter_map(
             |e| if e.contains('=') { Some(e.clone()) } else { std::env::var(e).ok().map(|v| format!("{e}={v}")) },
         )
@@ -925,7 +939,10 @@ pub fn healthcheck_run(ctx: &Ctx, a: &HealthcheckRunArgs) -> Result<i32> {
 }
 
 /// Mounts a container's filesystem (image layers + its changes) read-only.
-fn mount_container_fs(ctx: &Ctx, info: &ContainerInfo) -> Result<(berth_runtime::MountedRootfs, tempfile::TempDir)> {
+pub(crate) fn mount_container_fs(
+    ctx: &Ctx,
+    info: &ContainerInfo,
+) -> Result<(berth_runtime::MountedRootfs, tempfile::TempDir)> {
     let RootfsSource::Layers(st) = &info.record.config.rootfs else {
         return Err(anyhow!("container {} has no layered root filesystem", info.record.id));
     };

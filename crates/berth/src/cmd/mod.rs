@@ -3,6 +3,8 @@
 pub mod archive;
 mod build;
 pub mod containers;
+mod cp;
+mod ctr_ext;
 pub mod images;
 pub mod registry;
 mod system;
@@ -27,6 +29,8 @@ pub fn dispatch(ctx: &Ctx, cmd: Command) -> Result<i32> {
         Command::Wait(a) | Command::Container(ContainerCmd::Wait(a)) => containers::wait(ctx, &a),
         Command::Rm(a) | Command::Container(ContainerCmd::Rm(a)) => containers::rm(ctx, &a),
         Command::Container(ContainerCmd::Prune(a)) => containers::prune(ctx, &a),
+        Command::Restart(a) | Command::Container(ContainerCmd::Restart(a)) => ctr_ext::restart(ctx, &a),
+        Command::Rename(a) | Command::Container(ContainerCmd::Rename(a)) => ctr_ext::rename(ctx, &a),
         Command::Exec(a) | Command::Container(ContainerCmd::Exec(a)) => containers::exec(ctx, &a),
         Command::Export(a) | Command::Container(ContainerCmd::Export(a)) => containers::export(ctx, &a),
         Command::Import(a) | Command::Image(ImageCmd::Import(a)) => containers::import(ctx, &a),
@@ -42,7 +46,8 @@ pub fn dispatch(ctx: &Ctx, cmd: Command) -> Result<i32> {
         Command::Image(ImageCmd::Prune(a)) => images::prune(ctx, &a),
         Command::Save(a) | Command::Image(ImageCmd::Save(a)) => archive::save(ctx, &a),
         Command::Load(a) | Command::Image(ImageCmd::Load(a)) => archive::load(ctx, &a),
-        Command::Cp(a) => archive::cp(ctx, &a),
+        Command::Cp(a) | Command::Container(ContainerCmd::Cp(a)) => cp::cp(ctx, &a),
+        Command::Image(ImageCmd::Copy(a)) => archive::copy(ctx, &a),
         Command::Pull(a) | Command::Image(ImageCmd::Pull(a)) => registry::pull(ctx, &a),
         Command::Build(a)
         | Command::Image(ImageCmd::Build(a))
@@ -54,7 +59,7 @@ pub fn dispatch(ctx: &Ctx, cmd: Command) -> Result<i32> {
         Command::Search(a) => registry::search(ctx, &a),
         Command::System(SystemCmd::Check(a)) => system::check(ctx, &a),
         Command::System(SystemCmd::Df(a)) => system::df(ctx, &a),
-        Command::System(SystemCmd::Info) => system::info(ctx),
+        Command::Info(a) | Command::System(SystemCmd::Info(a)) => system::info(ctx, &a),
         Command::Builder(BuilderCmd::Prune(a)) => system::builder_prune(ctx, &a),
         Command::Builder(BuilderCmd::Du(a)) => system::builder_du(ctx, &a),
         Command::Version(a) => system::version(ctx, &a),
