@@ -107,13 +107,50 @@ pub fn clap_exit(e: clap::Error, args: &[String]) -> ExitCode {
                 _ => None,
             };
             let first = unknown.as_deref().unwrap_or(first);
-            let cmd: Vec<&str> =
-                args.iter().skip(1).filter(|a| !a.starts_with('-')).take(1).map(String::as_str).collect();
+            // The command word: the first argument that is neither a flag nor the value of a
+            // global flag that takes one (`--root DIR`).
+            let mut cmd: Vec<&str> = Vec::new();
+            let mut it = args.iter().skip(1);
+            while let Some(a) = it.next() {
+                if matches!(a.as_str(), "--root" | "--config" | "-l" | "--log-level") {
+                    it.next();
+                } else if !a.starts_with('-') {
+                    cmd.push(a);
+                    break;
+                }
+            }
             eprintln!("berth: {first}");
             let see =
                 if cmd.is_empty() { "berth --help".to_string() } else { format!("berth {} --help", cmd.join(" ")) };
             eprintln!("See '{see}'.");
             ExitCode::from(125)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("tar entry \"a\": unsafe path: escapes")]
+    struct Inner;
+
+    /// Says its source's text *and* returns it as `source()`, as many library errors do.
+    #[derive(Debug, thiserror::Error)]
+    #[error("applying layer sha256:1: {0}")]
+    struct Outer(#[source] Inner);
+
+    #[test]
+    fn each_cause_is_said_once() {
+        let e = anyhow::Error::new(Outer(Inner));
+        assert_eq!(chain_text(&e), "applying layer sha256:1: tar entry \"a\": unsafe path: escapes");
+        // A wrapper that repeats the whole chain verbatim (io::Error::other) adds nothing.
+        let io = std::io::Error::other(Outer(Inner));
+        let e = anyhow::Error::new(io).context("pulling x");
+        assert_eq!(chain_text(&e), "pulling x: applying layer sha256:1: tar entry \"a\": unsafe path: escapes");
+        // Hints are not part of the line.
+        let e = hinted(anyhow::anyhow!("denied"), "log in");
+        assert_eq!(chain_text(&e), "denied");
     }
 }
