@@ -64,12 +64,18 @@ pub enum Command {
         override_usage = "berth cp [OPTIONS] CONTAINER:SRC_PATH DEST_PATH|-\n\tberth cp [OPTIONS] SRC_PATH|- CONTAINER:DEST_PATH"
     )]
     Cp(ContainerCpArgs),
+    /// Generate the shell completion script (bash, zsh or fish)
+    #[command(override_usage = "berth completion bash|zsh|fish")]
+    Completion(CompletionArgs),
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCmd),
     /// Create a new container
     #[command(disable_help_flag = true, override_usage = "berth create [OPTIONS] IMAGE [COMMAND] [ARG...]")]
     Create(RunArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    #[command(override_usage = "berth diff CONTAINER")]
+    Diff(DiffArgs),
     /// Developer tools
     #[command(subcommand, hide = true)]
     Debug(DebugCmd),
@@ -124,6 +130,9 @@ pub enum Command {
     /// Upload an image to a registry
     #[command(override_usage = "berth push [OPTIONS] NAME[:TAG]")]
     Push(PushArgs),
+    /// Pause all processes within one or more containers
+    #[command(override_usage = "berth pause CONTAINER [CONTAINER...]")]
+    Pause(PauseArgs),
     /// Rename a container
     #[command(override_usage = "berth rename CONTAINER NEW_NAME")]
     Rename(RenameArgs),
@@ -154,11 +163,26 @@ pub enum Command {
     /// Manage berth's store
     #[command(subcommand)]
     System(SystemCmd),
+    /// Display a live stream of container(s) resource usage statistics
+    #[command(override_usage = "berth stats [OPTIONS] [CONTAINER...]")]
+    Stats(StatsArgs),
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
     #[command(override_usage = "berth tag SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]")]
     Tag(TagArgs),
+    /// Display the running processes of a container
+    #[command(override_usage = "berth top CONTAINER [ps OPTIONS]")]
+    Top(TopArgs),
+    /// Unpause all processes within one or more containers
+    #[command(override_usage = "berth unpause CONTAINER [CONTAINER...]")]
+    Unpause(PauseArgs),
     /// Show the berth version information
     Version(VersionArgs),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(VolumeCmd),
+    /// Write man pages generated from the command definitions
+    #[command(name = "__man", hide = true)]
+    Man(ManArgs),
     /// Block until one or more containers stop, then print their exit codes
     #[command(override_usage = "berth wait CONTAINER [CONTAINER...]")]
     Wait(WaitArgs),
@@ -223,6 +247,8 @@ pub enum ContainerCmd {
     /// Create a new container
     #[command(disable_help_flag = true)]
     Create(RunArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(DiffArgs),
     /// Execute a command in a running container
     Exec(ExecArgs),
     /// Export a container's filesystem as a tar archive
@@ -236,6 +262,8 @@ pub enum ContainerCmd {
     /// List containers
     #[command(alias = "ps", alias = "list")]
     Ls(PsArgs),
+    /// Pause all processes within one or more containers
+    Pause(PauseArgs),
     /// Remove all stopped containers
     Prune(ContainerPruneArgs),
     /// Rename a container
@@ -250,8 +278,14 @@ pub enum ContainerCmd {
     Run(RunArgs),
     /// Start one or more stopped containers
     Start(StartArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(StatsArgs),
     /// Stop one or more running containers
     Stop(StopArgs),
+    /// Display the running processes of a container
+    Top(TopArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(PauseArgs),
     /// Block until one or more containers stop
     Wait(WaitArgs),
 }

@@ -5,6 +5,7 @@ mod cli;
 mod cli_ext;
 mod cmd;
 mod ctx;
+mod docs;
 mod errors;
 mod progress;
 mod render;

@@ -88,3 +88,141 @@ fn restart_rename_exec_detached_and_stop_timeout() {
     assert_eq!(b.ok("inspect -f {{.State.Status}} web2").stdout.trim(), "running");
     b.ok("rm -f web2 other");
 }
+
+#[test]
+fn pause_top_diff_stats() {
+    let img = fixture("library/busybox:latest");
+    let b = Berth::new();
+    b.pull(&img);
+    b.ok_args([
+        "run",
+        "-d",
+        "--name",
+        "ops",
+        &img,
+        "sh",
+        "-c",
+        "echo x > /newfile; rm /bin/ls; echo y >> /etc/passwd; touch /ready; exec sleep 300",
+    ]);
+    for _ in 0..50 {
+        if b.run("exec ops test -e /ready").success() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+
+    // pause freezes the cgroup: ps and inspect say so; unpause thaws it.
+    b.ok("pause ops").stdout_has("ops");
+    assert_eq!(b.ok("inspect -f {{.State.Status}}/{{.State.Paused}} ops").stdout.trim(), "paused/true");
+    assert!(b.ok("ps --format {{.Status}}").stdout.contains("(Paused)"));
+    b.run("pause ops").code(1).stderr_has("already paused");
+    b.ok("unpause ops");
+    assert_eq!(b.ok("inspect -f {{.State.Status}} ops").stdout.trim(), "running");
+    b.run("unpause ops").code(1).stderr_has("is not paused");
+
+    // top: the container's processes only, with ps options.
+    let r = b.ok("top ops");
+    assert!(r.stdout.starts_with("UID"), "{}", r.stdout);
+    assert_eq!(r.lines().len(), 2, "{}", r.stdout);
+    assert!(r.stdout.contains("sleep 300"), "{}", r.stdout);
+    let r = b.ok("top ops -o pid,comm");
+    assert_eq!(r.lines().get(1).map(|l| l.split_whitespace().nth(1)), Some(Some("sleep")), "{}", r.stdout);
+
+    // diff against the image.
+    let d = b.ok("diff ops").lines();
+    for want in ["A /newfile", "D /bin/ls", "C /etc/passwd", "C /etc"] {
+        assert!(d.iter().any(|l| l == want), "diff lacks {want}: {d:?}");
+    }
+    assert!(!d.iter().any(|l| l.ends_with("/etc/hosts")), "{d:?}");
+
+    // stats --no-stream: one row per running container; --format.
+    let r = b.ok("stats --no-stream");
+    assert!(r.stdout.starts_with("CONTAINER ID"), "{}", r.stdout);
+    assert_eq!(r.lines().len(), 2, "{}", r.stdout);
+    let r = b.ok_args(["stats", "--no-stream", "--format", "{{.Name}} {{.PIDs}}", "ops"]);
+    assert_eq!(r.stdout.trim(), "ops 1");
+
+    // A paused container still stops.
+    b.ok("pause ops");
+    b.ok("stop -t 1 ops");
+    assert_eq!(b.ok("inspect -f {{.State.Status}} ops").stdout.trim(), "exited");
+    b.ok("rm ops");
+}
+
+#[test]
+fn volumes_rm_v_and_system_prune() {
+    let img = fixture("library/busybox:latest");
+    let b = Berth::new();
+    b.pull(&img);
+    assert_eq!(b.ok("volume create data").stdout.trim(), "data");
+    b.ok("volume create --label team=a labelled");
+    let v = b.ok("volume inspect data").json();
+    assert_eq!(v[0]["Name"], "data");
+    assert_eq!(v[0]["Driver"], "local");
+    let mp = v[0]["Mountpoint"].as_str().unwrap_or_default().to_string();
+    assert!(std::path::Path::new(&mp).is_dir(), "{mp}");
+    assert_eq!(b.ok("volume ls --filter label=team=a -q").stdout.trim(), "labelled");
+    b.run("volume inspect nosuch").code(1).stderr_has("no such volume");
+    b.run("volume create -d other x").code(1).stderr_has("not supported");
+
+    // A container writes to a named and an anonymous volume; the named one is in use.
+    b.ok_args([
+        "run",
+        "--name",
+        "w",
+        "-v",
+        "data:/data",
+        "-v",
+        "/anon",
+        &img,
+        "sh",
+        "-c",
+        "echo hi > /data/f; echo a > /anon/f",
+    ]);
+    assert_eq!(std::fs::read_to_string(format!("{mp}/f")).unwrap_or_default(), "hi\n");
+    let all = b.ok("volume ls -q").lines();
+    assert_eq!(all.len(), 3, "{all:?}");
+    let anon: Vec<&String> = all.iter().filter(|n| n.len() == 64).collect();
+    assert_eq!(anon.len(), 1, "{all:?}");
+    b.run("volume rm data").code(1).stderr_has("volume is in use");
+    assert_eq!(b.ok("volume ls -q --filter dangling=true").lines(), vec!["labelled".to_string()]);
+    // rm -v takes the anonymous volume with the container, never a named one.
+    b.ok("rm -v w");
+    assert_eq!(b.ok("volume ls -q").lines(), vec!["data".to_string(), "labelled".to_string()]);
+
+    // system prune -af --volumes: stopped containers, unused images, anonymous volumes, cache.
+    b.ok_args(["create", "--name", "dead", "-v", "/anon2", &img, "true"]);
+    let r = b.ok("system prune -af --volumes");
+    r.stdout_has("Deleted Containers:");
+    r.stdout_has("Deleted Images:");
+    r.stdout_has("Deleted Volumes:");
+    assert_eq!(r.stdout.matches("Total reclaimed space:").count(), 1, "{}", r.stdout);
+    assert!(b.ok("ps -aq").stdout.trim().is_empty());
+    assert!(b.ok("images -q").stdout.trim().is_empty());
+    // Named volumes stay (docker prunes anonymous ones unless volume prune -a).
+    assert_eq!(b.ok("volume ls -q").lines(), vec!["data".to_string(), "labelled".to_string()]);
+    b.ok("volume prune -af").stdout_has("Deleted Volumes:");
+    assert!(b.ok("volume ls -q").stdout.trim().is_empty());
+    b.check_store();
+    // Without -f and no "y" on stdin, nothing goes.
+    b.ok_args(["create", "--name", "kept", &img, "true"]);
+    b.ok("system prune").stdout_has("WARNING! This will remove:");
+    assert!(!b.ok("ps -aq").stdout.trim().is_empty());
+}
+
+#[test]
+fn completion_and_man_pages() {
+    let b = Berth::new();
+    for sh in ["bash", "zsh", "fish"] {
+        let r = b.ok(&format!("completion {sh}"));
+        assert!(r.stdout.contains("berth"), "{sh}");
+        assert!(r.stdout.contains("restart"), "{sh}: {}", &r.stdout[..200.min(r.stdout.len())]);
+    }
+    b.run("completion tcsh").code(125);
+    let dir = tempdir("man");
+    b.ok(&format!("__man -o {}", dir.path().display()));
+    for p in ["berth.1", "berth-cp.1", "berth-image-copy.1", "berth-volume-ls.1"] {
+        let text = std::fs::read_to_string(dir.path().join(p)).unwrap_or_else(|e| panic!("{p}: {e}"));
+        assert!(text.starts_with(".ie") || text.contains(".TH"), "{p}");
+    }
+}

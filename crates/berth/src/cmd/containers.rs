@@ -537,6 +537,10 @@ fn status_text(info: &ContainerInfo, now: i64) -> String {
     let health = st.health.as_ref().map(|h| format!(" ({})", h.status)).unwrap_or_default();
     match st.status {
         Status::Created => "Created".into(),
+        Status::Running if crate::cmd::ctr_ops::is_paused(info) => format!(
+            "Up {} (Paused)",
+            units::human_duration(std::time::Duration::from_secs((now - unix_of(Some(&st.started_at))).max(0) as u64))
+        ),
         Status::Running => format!(
             "Up {}{health}",
             units::human_duration(std::time::Duration::from_secs((now - unix_of(Some(&st.started_at))).max(0) as u64))
@@ -612,7 +616,7 @@ pub fn ps(ctx: &Ctx, a: &PsArgs) -> Result<i32> {
             "CreatedAt": units::created_at(created),
             "RunningFor": units::created_since(created, now),
             "Status": status_text(info, now),
-            "State": info.state.status.as_str(),
+            "State": if crate::cmd::ctr_ops::is_paused(info) { "paused" } else { info.state.status.as_str() },
             "Ports": "",
             "Names": name,
             "Labels": "",
@@ -697,6 +701,7 @@ pub fn stop(ctx: &Ctx, a: &StopArgs) -> Result<i32> {
     for name in &a.containers {
         match find(ctx, name) {
             Ok(info) => {
+                crate::cmd::ctr_ops::thaw_if_paused(&info);
                 let r = match &a.signal {
                     Some(sig) => c.kill(&info.record.id, sig).map(|_| ()),
                     None => c.stop(&info.record.id, a.time.map(|t| std::time::Duration::from_secs(t.max(0) as u64))),
@@ -729,6 +734,8 @@ pub fn kill(ctx: &Ctx, a: &KillArgs) -> Result<i32> {
                     format!("cannot kill container: {name}: container {} is not running", info.record.id),
                 ));
             }
+            // A frozen process never handles the signal: thaw it first (docker does for kill).
+            crate::cmd::ctr_ops::thaw_if_paused(&info);
             c.kill(&info.record.id, &a.signal).map_err(|e| anyhow!("{e}"))
         });
         match r {
@@ -763,8 +770,12 @@ pub fn rm(ctx: &Ctx, a: &RmArgs) -> Result<i32> {
                     format!("cannot remove container \"/{}\": container is running: stop the container before removing or force remove", info.record.name.clone().unwrap_or_default()),
                 ));
             }
+            crate::cmd::ctr_ops::thaw_if_paused(&info);
             c.remove(&info.record.id, a.force).map_err(|e| anyhow!("{e}"))?;
             let _ = std::fs::remove_dir_all(fs_dir(ctx, &info.record.id)?);
+            if a.volumes {
+                crate::cmd::volumes::remove_anonymous(ctx, &info.record.config.mounts)?;
+            }
             Ok(())
         });
         match r {
@@ -862,11 +873,12 @@ pub fn exec(ctx: &Ctx, a: &ExecArgs) -> Result<i32> {
 pub fn inspect_json(info: &ContainerInfo) -> Value {
     let cfg = &info.record.config;
     let st = &info.state;
+    let paused = crate::cmd::ctr_ops::is_paused(info);
     let health = st.health.as_ref().map(|h| serde_json::to_value(h).unwrap_or(Value::Null));
     let mut state = json!({
-        "Status": st.status.as_str(),
+        "Status": if paused { "paused" } else { st.status.as_str() },
         "Running": st.status == Status::Running,
-        "Paused": false,
+        "Paused": paused,
         "Restarting": false,
         "OOMKilled": st.oom_killed,
         "Dead": false,

@@ -18,6 +18,7 @@ pub fn restart(ctx: &Ctx, a: &RestartArgs) -> Result<i32> {
             let info = find(ctx, name)?;
             let id = &info.record.id;
             if info.state.status == Status::Running {
+                crate::cmd::ctr_ops::thaw_if_paused(&info);
                 if let Some(sig) = &a.signal {
                     c.kill(id, sig)?;
                 }

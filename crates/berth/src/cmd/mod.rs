@@ -5,9 +5,11 @@ mod build;
 pub mod containers;
 mod cp;
 mod ctr_ext;
+pub mod ctr_ops;
 pub mod images;
 pub mod registry;
 mod system;
+pub mod volumes;
 
 use anyhow::Result;
 
@@ -29,6 +31,15 @@ pub fn dispatch(ctx: &Ctx, cmd: Command) -> Result<i32> {
         Command::Wait(a) | Command::Container(ContainerCmd::Wait(a)) => containers::wait(ctx, &a),
         Command::Rm(a) | Command::Container(ContainerCmd::Rm(a)) => containers::rm(ctx, &a),
         Command::Container(ContainerCmd::Prune(a)) => containers::prune(ctx, &a),
+        Command::Pause(a) | Command::Container(ContainerCmd::Pause(a)) => ctr_ops::pause(ctx, &a),
+        Command::Unpause(a) | Command::Container(ContainerCmd::Unpause(a)) => ctr_ops::unpause(ctx, &a),
+        Command::Top(a) | Command::Container(ContainerCmd::Top(a)) => ctr_ops::top(ctx, &a),
+        Command::Diff(a) | Command::Container(ContainerCmd::Diff(a)) => ctr_ops::diff(ctx, &a),
+        Command::Stats(a) | Command::Container(ContainerCmd::Stats(a)) => ctr_ops::stats(ctx, &a),
+        Command::Volume(v) => volumes::dispatch(ctx, v),
+        Command::System(SystemCmd::Prune(a)) => volumes::system_prune(ctx, &a),
+        Command::Completion(a) => crate::docs::completion(&a),
+        Command::Man(a) => crate::docs::man(&a),
         Command::Restart(a) | Command::Container(ContainerCmd::Restart(a)) => ctr_ext::restart(ctx, &a),
         Command::Rename(a) | Command::Container(ContainerCmd::Rename(a)) => ctr_ext::rename(ctx, &a),
         Command::Exec(a) | Command::Container(ContainerCmd::Exec(a)) => containers::exec(ctx, &a),
