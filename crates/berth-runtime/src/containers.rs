@@ -166,9 +166,13 @@ impl Containers {
         let _start = d.start_lock()?;
         {
             let _l = d.lock()?;
-            let st = d.read_state()?;
+            let mut st = d.read_state()?;
             if st.status == Status::Running && (pid_alive(st.pid) || pid_alive(st.supervisor_pid)) {
                 return Ok(st.pid);
+            }
+            if st.manually_stopped {
+                st.manually_stopped = false;
+                d.write_state(&st)?;
             }
         }
         let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe", e))?;
@@ -316,6 +320,10 @@ impl Containers {
                 state: i.state.status.as_str().into(),
                 hint: "only running containers can be signalled",
             });
+        }
+        // A container the user stops or kills is not restarted by its restart policy.
+        if !i.record.config.restart_policy.name.is_empty() {
+            let _ = self.existing(id)?.update_state(|st| st.manually_stopped = true);
         }
         nix::sys::signal::kill(Pid::from_raw(i.state.pid), sig).map_err(|e| Error::sys("kill", e))
     }

@@ -89,6 +89,10 @@ pub struct ContainerState {
     pub supervisor_pid: i32,
     /// The rootfs path while running (for `exec -u` lookups).
     pub rootfs: Option<PathBuf>,
+    /// Times the supervisor restarted the container under its restart policy.
+    pub restart_count: u32,
+    /// Set by `stop`/`kill` from the user: the restart policy does not apply to this exit.
+    pub manually_stopped: bool,
 }
 
 pub(crate) const ZERO_TIME: &str = "0001-01-01T00:00:00Z";

@@ -822,6 +822,8 @@ pub struct RunArgs {
     /// Working directory inside the container
     #[arg(short, long, value_name = "string")]
     pub workdir: Option<String>,
+    #[command(flatten)]
+    pub ext: RunExtArgs,
     /// Image, then the command and its arguments
     #[arg(
         required = true,

@@ -164,3 +164,95 @@ pub struct ManArgs {
     #[arg(short, long, value_name = "DIR")]
     pub output: std::path::PathBuf,
 }
+
+/// `run`/`create` flags added for docker parity; flattened into `RunArgs`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct RunExtArgs {
+    /// Restart policy to apply when a container exits ("no", "always", "unless-stopped", "on-failure[:N]")
+    #[arg(long, value_name = "string")]
+    pub restart: Option<String>,
+    /// Mount a tmpfs directory (DEST[:size=…,mode=…])
+    #[arg(long, value_name = "list")]
+    pub tmpfs: Vec<String>,
+    /// Add a host device to the container
+    #[arg(long, value_name = "list")]
+    pub device: Vec<String>,
+    /// GPU devices to add to the container ('all' to pass all GPUs)
+    #[arg(long, value_name = "gpu-request")]
+    pub gpus: Option<String>,
+    /// Security Options (no-new-privileges, seccomp=PROFILE|unconfined, label=disable)
+    #[arg(long, value_name = "list")]
+    pub security_opt: Vec<String>,
+    /// User namespace to use ("host" only)
+    #[arg(long, value_name = "string")]
+    pub userns: Option<String>,
+    /// Ulimit options (name=soft[:hard])
+    #[arg(long, value_name = "ulimit")]
+    pub ulimit: Vec<String>,
+    /// Size of /dev/shm
+    #[arg(long, value_name = "bytes")]
+    pub shm_size: Option<String>,
+    /// Number of CPUs
+    #[arg(long, value_name = "decimal")]
+    pub cpus: Option<f64>,
+    /// CPU shares (relative weight)
+    #[arg(short = 'c', long, value_name = "int")]
+    pub cpu_shares: Option<u64>,
+    /// CPUs in which to allow execution (0-3, 0,1)
+    #[arg(long, value_name = "string")]
+    pub cpuset_cpus: Option<String>,
+    /// Swap limit equal to memory plus swap: '-1' to enable unlimited swap
+    #[arg(long, value_name = "bytes", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// IPC mode to use ("private" or "shareable"; berth gives every container its own)
+    #[arg(long, value_name = "string")]
+    pub ipc: Option<String>,
+    /// PID namespace to use ("private"; berth gives every container its own)
+    #[arg(long, value_name = "string")]
+    pub pid: Option<String>,
+    /// UTS namespace to use ("private"; berth gives every container its own)
+    #[arg(long, value_name = "string")]
+    pub uts: Option<String>,
+    /// Sysctl options (name=value)
+    #[arg(long, value_name = "map")]
+    pub sysctl: Vec<String>,
+    /// Add additional groups to join
+    #[arg(long, value_name = "list")]
+    pub group_add: Vec<String>,
+    /// Read in a line delimited file of labels
+    #[arg(long, value_name = "list")]
+    pub label_file: Vec<std::path::PathBuf>,
+    /// Write the container ID to the file
+    #[arg(long, value_name = "string")]
+    pub cidfile: Option<std::path::PathBuf>,
+    /// Logging driver for the container ("json-file"; "none" is not supported yet)
+    #[arg(long, value_name = "string")]
+    pub log_driver: Option<String>,
+    /// Log driver options
+    #[arg(long, value_name = "list")]
+    pub log_opt: Vec<String>,
+    /// Mount volumes from the specified container(s)
+    #[arg(long, value_name = "list")]
+    pub volumes_from: Vec<String>,
+    /// Time between running the check (ms|s|m|h)
+    #[arg(long, value_name = "duration")]
+    pub health_interval: Option<String>,
+    /// Maximum time to allow one check to run (ms|s|m|h)
+    #[arg(long, value_name = "duration")]
+    pub health_timeout: Option<String>,
+    /// Consecutive failures needed to report unhealthy
+    #[arg(long, value_name = "int")]
+    pub health_retries: Option<u32>,
+    /// Start period for the container to initialize before starting health-retries countdown
+    #[arg(long, value_name = "duration")]
+    pub health_start_period: Option<String>,
+    /// Time between running the check during the start period
+    #[arg(long, value_name = "duration")]
+    pub health_start_interval: Option<String>,
+    /// Override the key sequence for detaching a container
+    #[arg(long, value_name = "string")]
+    pub detach_keys: Option<String>,
+    /// Proxy received signals to the process
+    #[arg(long, value_name = "bool", num_args = 0..=1, default_missing_value = "true")]
+    pub sig_proxy: Option<String>,
+}

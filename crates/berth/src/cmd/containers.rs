@@ -410,7 +410,7 @@ fn container_config(ctx: &Ctx, a: &RunArgs, id: &str, img: &LocalImage, image_na
         let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
         annotations.push((format!("label.{k}"), v.to_string()));
     }
-    Ok(ContainerConfig {
+    let mut cfg = ContainerConfig {
         rootfs: RootfsSource::Layers(LayerStack {
             lower,
             upper: Some(fsd.join("upper")),
@@ -445,7 +445,9 @@ fn container_config(ctx: &Ctx, a: &RunArgs, id: &str, img: &LocalImage, image_na
         auto_remove: a.rm && a.detach,
         annotations,
         ..ContainerConfig::default()
-    })
+    };
+    crate::cmd::run_ext::apply(ctx, a, &mut cfg)?;
+    Ok(cfg)
 }
 
 fn runtime_options(a: &RunArgs) -> RuntimeOptions {
@@ -489,6 +491,9 @@ fn create_record(ctx: &Ctx, a: &RunArgs) -> Result<String> {
     let id = berth_runtime::util::random_id();
     let cfg = container_config(ctx, a, &id, &img, &image_name)?;
     std::fs::create_dir_all(fs_dir(ctx, &id)?)?;
+    if let Some(f) = &a.ext.cidfile {
+        crate::cmd::run_ext::write_cidfile(f, &id)?;
+    }
     c.create(&id, Some(&name), &cfg, &runtime_options(a)).map_err(|e| exit_with(125, e.to_string()))?;
     Ok(id)
 }
@@ -904,8 +909,23 @@ pub fn inspect_json(info: &ContainerInfo) -> Value {
         "State": state,
         "Image": annotation(cfg, ANN_IMAGE_ID).unwrap_or(""),
         "Name": format!("/{}", info.record.name.clone().unwrap_or_default()),
+        "RestartCount": st.restart_count,
         "Driver": "overlay",
         "HostConfig": {
+            "RestartPolicy": {
+                "Name": if cfg.restart_policy.name.is_empty() { "no" } else { cfg.restart_policy.name.as_str() },
+                "MaximumRetryCount": cfg.restart_policy.maximum_retry_count,
+            },
+            "CpuShares": cfg.cpu_shares.unwrap_or(0),
+            "NanoCpus": cfg.cpu_quota.zip(cfg.cpu_period).map(|(q, p)| q * 1000 / p.max(1) as i64 * 1_000_000).unwrap_or(0),
+            "CpusetCpus": cfg.cpuset_cpus.clone().unwrap_or_default(),
+            "MemorySwap": cfg.memory_swap.unwrap_or(0),
+            "ShmSize": cfg.shm_size.unwrap_or(64 << 20),
+            "GroupAdd": cfg.group_add,
+            "Sysctls": cfg.sysctls.iter().cloned().collect::<BTreeMap<String, String>>(),
+            "SecurityOpt": if cfg.no_new_privileges { vec!["no-new-privileges"] } else { Vec::new() },
+            "Ulimits": cfg.ulimits.iter().map(|u| json!({"Name": u.name, "Soft": u.soft, "Hard": u.hard})).collect::<Vec<_>>(),
+            "LogConfig": {"Type": "json-file", "Config": {}},
             "NetworkMode": match cfg.network { NetworkMode::Host => "host", NetworkMode::None => "none" },
             "Privileged": cfg.privileged,
             "ReadonlyRootfs": cfg.read_only,
@@ -921,6 +941,10 @@ pub fn inspect_json(info: &ContainerInfo) -> Value {
             MountSpec::Tmpfs { target, .. } => json!({"Type": "tmpfs", "Source": "", "Destination": target, "RW": true}),
         }).collect::<Vec<_>>(),
         "Config": {
+            "Healthcheck": cfg.healthcheck.as_ref().map(|h| json!({
+                "Test": h.test, "Interval": h.interval, "Timeout": h.timeout,
+                "StartPeriod": h.start_period, "StartInterval": h.start_interval, "Retries": h.retries,
+            })),
             "Hostname": cfg.hostname.clone().unwrap_or_default(),
             "User": cfg.user.clone().unwrap_or_default(),
             "Tty": cfg.tty,

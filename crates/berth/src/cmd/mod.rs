@@ -8,6 +8,7 @@ mod ctr_ext;
 pub mod ctr_ops;
 pub mod images;
 pub mod registry;
+mod run_ext;
 mod system;
 pub mod volumes;
 
