@@ -79,6 +79,9 @@ pub enum Command {
     /// Developer tools
     #[command(subcommand, hide = true)]
     Debug(DebugCmd),
+    /// Get real time events from berth
+    #[command(override_usage = "berth events [OPTIONS]")]
+    Events(EventsArgs),
     /// Execute a command in a running container
     #[command(override_usage = "berth exec [OPTIONS] CONTAINER COMMAND [ARG...]")]
     Exec(ExecArgs),
@@ -318,6 +321,8 @@ pub enum SystemCmd {
     Prune(SystemPruneArgs),
     /// Display system-wide information
     Info(InfoArgs),
+    /// Get real time events from berth
+    Events(EventsArgs),
 }
 
 #[derive(Debug, Args, Clone)]
@@ -981,6 +986,9 @@ pub struct StopArgs {
 
 #[derive(Debug, Args, Clone)]
 pub struct WaitArgs {
+    /// Wait until the container is not-running (default), exits next (next-exit) or is removed
+    #[arg(long, value_name = "string", value_parser = ["not-running", "next-exit", "removed"])]
+    pub condition: Option<String>,
     #[arg(required = true)]
     pub containers: Vec<String>,
 }

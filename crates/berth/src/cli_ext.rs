@@ -256,3 +256,19 @@ pub struct RunExtArgs {
     #[arg(long, value_name = "bool", num_args = 0..=1, default_missing_value = "true")]
     pub sig_proxy: Option<String>,
 }
+
+#[derive(Debug, Args, Clone)]
+pub struct EventsArgs {
+    /// Filter output based on conditions provided (type, event, container, image, label)
+    #[arg(short, long, value_name = "filter")]
+    pub filter: Vec<String>,
+    /// Format output using a custom template ('json' or a Go template)
+    #[arg(long, value_name = "string")]
+    pub format: Option<String>,
+    /// Show all events created since timestamp
+    #[arg(long, value_name = "string")]
+    pub since: Option<String>,
+    /// Stream events until this timestamp
+    #[arg(long, value_name = "string")]
+    pub until: Option<String>,
+}

@@ -226,3 +226,65 @@ fn completion_and_man_pages() {
         assert!(text.starts_with(".ie") || text.contains(".TH"), "{p}");
     }
 }
+
+#[test]
+fn events_journal_and_wait_conditions() {
+    let img = fixture("library/busybox:latest");
+    let b = Berth::new();
+    b.pull(&img);
+    // A follower started before the events sees them as they happen.
+    let mut follow = b.cmd(["events", "--format", "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}"]);
+    follow.stdout(std::process::Stdio::piped());
+    let mut child = follow.spawn().expect("events");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    b.ok_args(["run", "-d", "--name", "ev", &img, "sleep", "100"]);
+    b.ok("pause ev");
+    b.ok("unpause ev");
+    b.ok("rename ev ev2");
+    b.ok("rm -f ev2");
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let _ = child.kill();
+    let out = child.wait_with_output().expect("events output");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let want = [
+        "container create ev",
+        "container start ev",
+        "container pause ev",
+        "container unpause ev",
+        "container rename ev2",
+        "container destroy ev2",
+    ];
+    let got: Vec<&str> = text.lines().collect();
+    assert_eq!(got, want, "{text}");
+
+    // The journal, read back with --since/--until and filters.
+    let r =
+        b.ok_args(["events", "--since", "5m", "--until", "0s", "--filter", "event=pause", "--format", "{{.Action}}"]);
+    assert_eq!(r.stdout.trim(), "pause");
+    let r = b.ok_args(["events", "--since", "5m", "--until", "0s", "--format", "json"]);
+    let first: serde_json::Value = serde_json::from_str(r.stdout.lines().next().unwrap_or("{}")).unwrap_or_default();
+    assert_eq!(first["Type"], "container");
+    assert_eq!(first["Action"], "create");
+    let r = b.ok_args(["events", "--since", "5m", "--until", "0s", "--filter", "container=nomatch"]);
+    assert!(r.stdout.trim().is_empty(), "{}", r.stdout);
+
+    // wait --condition removed returns when the container is gone; next-exit on a stopped
+    // container waits for it to run and exit again.
+    b.ok_args(["run", "-d", "--name", "w", &img, "sh", "-c", "exit 4"]);
+    b.ok("wait w");
+    let mut waiter = b.cmd(["wait", "--condition", "next-exit", "w"]);
+    waiter.stdout(std::process::Stdio::piped());
+    let waiter = waiter.spawn().expect("wait");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    b.ok("start w");
+    let out = waiter.wait_with_output().expect("wait output");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "4");
+    let mut waiter = b.cmd(["wait", "--condition", "removed", "w"]);
+    waiter.stdout(std::process::Stdio::piped());
+    let waiter = waiter.spawn().expect("wait");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    b.ok("rm w");
+    let out = waiter.wait_with_output().expect("wait output");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "4");
+    b.run("wait --condition sometime x").code(125);
+}

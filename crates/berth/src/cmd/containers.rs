@@ -203,6 +203,15 @@ fn image_for_run(
     Ok((store.resolve_image(&r.to_string(), platform)?, r.familiar()))
 }
 
+/// Journals a container event by ID (a no-op if the record is gone).
+fn event(ctx: &Ctx, action: &str, id: &str) {
+    if let Ok(c) = containers(ctx)
+        && let Ok(info) = c.inspect(id)
+    {
+        crate::cmd::events::container(ctx, action, &info);
+    }
+}
+
 /// How `ps` shows the image: the familiar name with its tag when a name was given, else the
 /// ID as typed.
 fn display_name(typed: &str) -> String {
@@ -495,6 +504,7 @@ fn create_record(ctx: &Ctx, a: &RunArgs) -> Result<String> {
         crate::cmd::run_ext::write_cidfile(f, &id)?;
     }
     c.create(&id, Some(&name), &cfg, &runtime_options(a)).map_err(|e| exit_with(125, e.to_string()))?;
+    event(ctx, "create", &id);
     Ok(id)
 }
 
@@ -509,10 +519,13 @@ pub fn run(ctx: &Ctx, a: &RunArgs) -> Result<i32> {
     let c = containers(ctx)?;
     if a.detach {
         c.start_detached(&id).map_err(runtime_exit)?;
+        event(ctx, "start", &id);
         println!("{id}");
         return Ok(0);
     }
+    event(ctx, "start", &id);
     let outcome = c.start_attached(&id, Stdio::Inherit);
+    event(ctx, "die", &id);
     if a.rm {
         let _ = c.remove(&id, true);
         let _ = std::fs::remove_dir_all(fs_dir(ctx, &id)?);
@@ -531,6 +544,7 @@ pub fn start(ctx: &Ctx, a: &StartArgs) -> Result<i32> {
             code = o.exit_code;
         } else {
             c.start_detached(&info.record.id).map_err(runtime_exit)?;
+            crate::cmd::events::container(ctx, "start", &info);
             println!("{name}");
         }
     }
@@ -711,6 +725,9 @@ pub fn stop(ctx: &Ctx, a: &StopArgs) -> Result<i32> {
                     Some(sig) => c.kill(&info.record.id, sig).map(|_| ()),
                     None => c.stop(&info.record.id, a.time.map(|t| std::time::Duration::from_secs(t.max(0) as u64))),
                 };
+                if r.is_ok() {
+                    crate::cmd::events::container(ctx, "stop", &info);
+                }
                 match r {
                     Ok(()) => println!("{name}"),
                     Err(e) => {
@@ -741,7 +758,9 @@ pub fn kill(ctx: &Ctx, a: &KillArgs) -> Result<i32> {
             }
             // A frozen process never handles the signal: thaw it first (docker does for kill).
             crate::cmd::ctr_ops::thaw_if_paused(&info);
-            c.kill(&info.record.id, &a.signal).map_err(|e| anyhow!("{e}"))
+            c.kill(&info.record.id, &a.signal).map_err(|e| anyhow!("{e}"))?;
+            crate::cmd::events::container(ctx, "kill", &info);
+            Ok(())
         });
         match r {
             Ok(()) => println!("{name}"),
@@ -758,7 +777,32 @@ pub fn wait(ctx: &Ctx, a: &WaitArgs) -> Result<i32> {
     let c = containers(ctx)?;
     for name in &a.containers {
         let info = find(ctx, name)?;
-        let code = c.wait(&info.record.id)?;
+        let code = match a.condition.as_deref() {
+            None | Some("not-running") => c.wait(&info.record.id)?,
+            // The next exit from now: a stopped container must start and exit again.
+            Some("next-exit") => loop {
+                let now = c.inspect(&info.record.id)?;
+                if now.state.finished_at != info.state.finished_at && now.state.status != Status::Running {
+                    break now.state.exit_code;
+                }
+                if now.state.status == Status::Running {
+                    break c.wait(&info.record.id)?;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            },
+            // Until the record is gone; the last exit code seen.
+            _ => {
+                let mut last = info.state.exit_code;
+                loop {
+                    match c.inspect(&info.record.id) {
+                        Ok(i) => last = i.state.exit_code,
+                        Err(berth_runtime::Error::NoSuchContainer { .. }) => break last,
+                        Err(e) => return Err(e.into()),
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+            }
+        };
         println!("{code}");
     }
     Ok(0)
@@ -781,6 +825,7 @@ pub fn rm(ctx: &Ctx, a: &RmArgs) -> Result<i32> {
             if a.volumes {
                 crate::cmd::volumes::remove_anonymous(ctx, &info.record.config.mounts)?;
             }
+            crate::cmd::events::container(ctx, "destroy", &info);
             Ok(())
         });
         match r {

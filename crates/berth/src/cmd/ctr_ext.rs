@@ -25,6 +25,7 @@ pub fn restart(ctx: &Ctx, a: &RestartArgs) -> Result<i32> {
                 c.stop(id, a.time.map(|t| std::time::Duration::from_secs(t.max(0) as u64)))?;
             }
             c.start_detached(id)?;
+            crate::cmd::events::container(ctx, "restart", &info);
             Ok(())
         })();
         match r {
@@ -69,6 +70,9 @@ pub fn rename(ctx: &Ctx, a: &RenameArgs) -> Result<i32> {
         ));
     }
     c.rename(&info.record.id, new)?;
+    if let Ok(renamed) = c.inspect(&info.record.id) {
+        crate::cmd::events::container(ctx, "rename", &renamed);
+    }
     Ok(0)
 }
 

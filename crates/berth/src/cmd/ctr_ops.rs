@@ -57,7 +57,9 @@ pub fn pause(ctx: &Ctx, a: &PauseArgs) -> Result<i32> {
         if is_paused(&info) {
             return Err(anyhow!("container {} is already paused", info.record.id));
         }
-        Ok(cgroup::set_frozen(&cgroups_path(&info), true)?)
+        cgroup::set_frozen(&cgroups_path(&info), true)?;
+        crate::cmd::events::container(ctx, "pause", &info);
+        Ok(())
     })
 }
 
@@ -67,7 +69,9 @@ pub fn unpause(ctx: &Ctx, a: &PauseArgs) -> Result<i32> {
         if !is_paused(&info) {
             return Err(anyhow!("container {} is not paused", info.record.id));
         }
-        Ok(cgroup::set_frozen(&cgroups_path(&info), false)?)
+        cgroup::set_frozen(&cgroups_path(&info), false)?;
+        crate::cmd::events::container(ctx, "unpause", &info);
+        Ok(())
     })
 }
 

@@ -6,6 +6,7 @@ pub mod containers;
 mod cp;
 mod ctr_ext;
 pub mod ctr_ops;
+pub mod events;
 pub mod images;
 pub mod registry;
 mod run_ext;
@@ -41,6 +42,7 @@ pub fn dispatch(ctx: &Ctx, cmd: Command) -> Result<i32> {
         Command::System(SystemCmd::Prune(a)) => volumes::system_prune(ctx, &a),
         Command::Completion(a) => crate::docs::completion(&a),
         Command::Man(a) => crate::docs::man(&a),
+        Command::Events(a) | Command::System(SystemCmd::Events(a)) => events::events(ctx, &a),
         Command::Restart(a) | Command::Container(ContainerCmd::Restart(a)) => ctr_ext::restart(ctx, &a),
         Command::Rename(a) | Command::Container(ContainerCmd::Rename(a)) => ctr_ext::rename(ctx, &a),
         Command::Exec(a) | Command::Container(ContainerCmd::Exec(a)) => containers::exec(ctx, &a),
