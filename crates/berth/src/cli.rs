@@ -1047,7 +1047,8 @@ pub fn command() -> clap::Command {
     for name in subs {
         top = top.mut_subcommand(name.clone(), |sc| style(sc, &format!("berth {name}")));
     }
-    top
+    let tmpl = grouped_help(&top);
+    top.help_template(tmpl)
 }
 
 #[cfg(test)]

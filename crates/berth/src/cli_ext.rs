@@ -272,3 +272,40 @@ pub struct EventsArgs {
     #[arg(long, value_name = "string")]
     pub until: Option<String>,
 }
+
+/// Docker's grouping of the top-level help: common commands, management commands, the rest.
+const COMMON: &[&str] =
+    &["run", "exec", "ps", "build", "pull", "push", "images", "login", "logout", "search", "version", "info"];
+const MANAGEMENT: &[&str] = &["builder", "buildx", "container", "image", "system", "volume"];
+
+/// The top-level help template with the commands grouped as docker groups them.
+pub fn grouped_help(top: &clap::Command) -> String {
+    let mut subs: Vec<&clap::Command> = top.get_subcommands().filter(|s| !s.is_hide_set()).collect();
+    subs.sort_by_key(|s| s.get_name());
+    let width =
+        subs.iter().map(|s| s.get_name().len() + usize::from(MANAGEMENT.contains(&s.get_name()))).max().unwrap_or(10)
+            + 2;
+    let line = |s: &clap::Command| {
+        let name =
+            if MANAGEMENT.contains(&s.get_name()) { format!("{}*", s.get_name()) } else { s.get_name().to_string() };
+        format!("  {name:<width$}{}\n", s.get_about().map(|a| a.to_string()).unwrap_or_default())
+    };
+    let mut common = String::new();
+    for n in COMMON {
+        if let Some(s) = subs.iter().find(|s| s.get_name() == *n) {
+            common.push_str(&line(s));
+        }
+    }
+    let mut mgmt = String::new();
+    let mut rest = String::new();
+    for s in &subs {
+        if MANAGEMENT.contains(&s.get_name()) {
+            mgmt.push_str(&line(s));
+        } else if !COMMON.contains(&s.get_name()) {
+            rest.push_str(&line(s));
+        }
+    }
+    format!(
+        "\nUsage:  {{usage}}\n\n{{about}}\n\nCommon Commands:\n{common}\nManagement Commands:\n{mgmt}\nCommands:\n{rest}\nGlobal Options:\n{{options}}\n{{after-help}}"
+    )
+}

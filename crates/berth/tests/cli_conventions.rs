@@ -22,6 +22,19 @@ fn version_and_info_formats() {
 }
 
 #[test]
+fn help_is_grouped_as_docker_groups_it() {
+    let b = Berth::new();
+    let h = b.ok("--help").stdout;
+    let at = |s: &str| h.find(s).unwrap_or_else(|| panic!("help lacks {s:?}:\n{h}"));
+    assert!(at("Common Commands:") < at("Management Commands:"));
+    assert!(at("Management Commands:") < at("\nCommands:"));
+    assert!(at("  run ") < at("Management Commands:"));
+    assert!(at("  container* ") > at("Management Commands:"));
+    assert!(at("  cp ") > at("\nCommands:"));
+    assert!(!h.contains("__man") && !h.contains("__supervise"));
+}
+
+#[test]
 fn log_level_is_validated() {
     let b = Berth::new();
     let r = b.run("-l bogus images").code(125);

@@ -57,7 +57,7 @@ pub fn rename(ctx: &Ctx, a: &RenameArgs) -> Result<i32> {
     }
     let info = find(ctx, &a.container)?;
     if info.record.name.as_deref() == Some(new) {
-        return Err(exit_with(1, format!("Renaming a container with the same name as its current name")));
+        return Err(exit_with(1, "Renaming a container with the same name as its current name"));
     }
     let c = containers(ctx)?;
     if let Some(other) = c.list()?.iter().find(|o| o.record.name.as_deref() == Some(new)) {
@@ -86,9 +86,7 @@ pub fn exec_detached(ctx: &Ctx, a: &ExecArgs) -> Result<i32> {
     if info.state.status != Status::Running {
         return Err(exit_with(1, format!("container {} is not running", info.record.id)));
     }
-    if a.tty || a.interactive {
-        // docker accepts -dit; a detached exec has no terminal or stdin to attach.
-    }
+    // docker accepts -dit: a detached exec has no terminal or stdin to attach, so -t/-i are moot.
     let exe = std::env::current_exe()?;
     let mut c = std::process::Command::new(exe);
     c.arg("--root").arg(&ctx.root).arg("--config").arg(&ctx.config_dir).arg("exec");
