@@ -301,3 +301,26 @@ fn events_journal_and_wait_conditions() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "4");
     b.run("wait --condition sometime x").code(125);
 }
+
+#[test]
+fn ps_size_and_filters() {
+    let img = fixture("library/busybox:latest");
+    let b = Berth::new();
+    b.pull(&img);
+    b.ok_args(["create", "--name", "p1", "-v", "pv:/data", &img, "true"]);
+    // Creation times are compared as RFC 3339 text: keep them apart.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    b.ok_args(["run", "--name", "p2", &img, "sh", "-c", "echo hello > /f"]);
+    let names = |f: &str| b.ok_args(["ps", "-a", "--filter", f, "--format", "{{.Names}}"]).lines();
+    assert_eq!(names("before=p2"), vec!["p1"]);
+    assert_eq!(names("since=p1"), vec!["p2"]);
+    assert_eq!(names("volume=pv"), vec!["p1"]);
+    assert_eq!(names("volume=/data"), vec!["p1"]);
+    assert!(names("publish=80").is_empty());
+    b.run("ps --filter bogus=1").fails();
+    let r = b.ok("ps -a -s");
+    assert!(r.lines()[0].ends_with("SIZE"), "{}", r.stdout);
+    let sizes = b.ok_args(["ps", "-a", "-s", "--format", "{{.Names}} {{.Size}}"]).lines();
+    assert!(sizes.iter().any(|l| l.starts_with("p2 6B (virtual ")), "{sizes:?}");
+    b.ok("rm p1 p2");
+}

@@ -203,6 +203,20 @@ fn image_for_run(
     Ok((store.resolve_image(&r.to_string(), platform)?, r.familiar()))
 }
 
+/// docker's `ps -s` size: the container's writable layer, then the image's size as virtual
+/// (`2B (virtual 4.26MB)`).
+fn container_size(info: &ContainerInfo) -> String {
+    let rw = match &info.record.config.rootfs {
+        RootfsSource::Layers(st) => st.upper.as_ref().map(|u| berth_build::cache::dir_size(u)).unwrap_or(0),
+        RootfsSource::Path(_) => 0,
+    };
+    let image: u64 = match &info.record.config.rootfs {
+        RootfsSource::Layers(st) => st.lower.iter().map(|l| berth_build::cache::dir_size(l)).sum(),
+        RootfsSource::Path(_) => 0,
+    };
+    format!("{} (virtual {})", units::human_size(rw as f64), units::human_size((rw + image) as f64))
+}
+
 /// Journals a container event by ID (a no-op if the record is gone).
 fn event(ctx: &Ctx, action: &str, id: &str) {
     if let Ok(c) = containers(ctx)
@@ -597,8 +611,17 @@ pub fn ps(ctx: &Ctx, a: &PsArgs) -> Result<i32> {
     list.sort_by(|x, y| y.record.created.cmp(&x.record.created));
     let filters = crate::cmd::images::Filters::parse(
         &a.filter,
-        &["status", "name", "id", "ancestor", "label", "exited", "health"],
+        &[
+            "status", "name", "id", "ancestor", "label", "exited", "health", "before", "since", "volume", "publish",
+            "expose",
+        ],
     )?;
+    // before/since: containers created before/after the named one (docker's order).
+    let created_of = |key: &str| -> Result<Vec<String>> {
+        filters.get(key).iter().map(|n| Ok(find(ctx, n)?.record.created.clone())).collect()
+    };
+    let (before, since) = (created_of("before")?, created_of("since")?);
+    let volumes_root = ctx.store()?.root().join("volumes");
     let all =
         a.all || a.last.is_some() || a.latest || !filters.get("status").is_empty() || !filters.get("exited").is_empty();
     let now = now_unix();
@@ -619,6 +642,21 @@ pub fn ps(ctx: &Ctx, a: &PsArgs) -> Result<i32> {
                 .iter()
                 .all(|x| info.state.status == Status::Exited && x.parse::<i32>().ok() == Some(info.state.exit_code))
             && filters.get("health").iter().all(|h| info.state.health.as_ref().map(|x| x.status.as_str()) == Some(*h))
+            && before.iter().all(|b| info.record.created < *b)
+            && since.iter().all(|b| info.record.created > *b)
+            && filters.get("volume").iter().all(|v| {
+                info.record.config.mounts.iter().any(|m| match m {
+                    MountSpec::Bind { source, target, .. } => {
+                        target == v
+                            || source == Path::new(v)
+                            || crate::cmd::volumes::volume_of(&volumes_root, source).as_deref() == Some(*v)
+                    }
+                    MountSpec::Tmpfs { target, .. } => target == v,
+                })
+            })
+            // Containers share the host's network: none publishes or exposes a port of its own.
+            && filters.get("publish").is_empty()
+            && filters.get("expose").is_empty()
             && filters.get("label").iter().all(|l| {
                 let (k, v) = l.split_once('=').map(|(k, v)| (k, Some(v))).unwrap_or((l, None));
                 annotation(&info.record.config, &format!("label.{k}")).is_some_and(|x| v.is_none_or(|v| v == x))
@@ -641,7 +679,7 @@ pub fn ps(ctx: &Ctx, a: &PsArgs) -> Result<i32> {
             "Labels": "",
             "Mounts": "",
             "Networks": match info.record.config.network { NetworkMode::Host => "host", NetworkMode::None => "none" },
-            "Size": "0B",
+            "Size": if a.size { container_size(info) } else { String::new() },
         }));
     }
     let mut out = std::io::stdout().lock();
@@ -654,7 +692,11 @@ pub fn ps(ctx: &Ctx, a: &PsArgs) -> Result<i32> {
     berth_output::write_list(
         &mut out,
         a.format.as_deref(),
-        "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}",
+        if a.size {
+            "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}\t{{.Size}}"
+        } else {
+            "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
+        },
         &[
             ("ID", "CONTAINER ID"),
             ("Image", "IMAGE"),
