@@ -41,7 +41,7 @@ say() { printf '\n==> %s\n' "$*" >&2; }
 say "preparing: OCI dir, berth stores, podman storage, docker image"
 skopeo copy -q --src-tls-verify=false "docker://$img" "oci:$work/oci:big"
 # Store "full": the compressed blobs, named only bench/big:src (no repository to mount from).
-"$BERTH" --root "$work/berth-full" cp -q "oci:$work/oci:big" berth:bench/big:src
+"$BERTH" --root "$work/berth-full" image copy -q "oci:$work/oci:big" berth:bench/big:src
 # Store "pulled": pulled from library/big, so pushes to the same registry can mount.
 "$BERTH" --root "$work/berth-pulled" pull -q "$img" >/dev/null
 $pod pull -q "$img" >/dev/null

@@ -583,7 +583,7 @@ for spec in ubuntu:20.04=library/ubuntu:20.04 nginx:latest=library/nginx:latest 
 	tour "docker pull $ref"
 	expect_rc 0
 	expect_out "docker.io/library/$ref"
-	expect_err "Status: Downloaded newer image for $ref"
+	expect_out "Status: Downloaded newer image for $ref"
 	expect_pulled "$ref" "$fixture"
 	pass
 done
@@ -592,7 +592,7 @@ section "Community Images"
 for ref in bitnami/nginx jenkins/jenkins grafana/grafana; do
 	tour "docker pull $ref"
 	expect_rc 0
-	expect_err "Using default tag: latest"
+	expect_out "Using default tag: latest"
 	expect_out "docker.io/$ref:latest"
 	expect_pulled "$ref:latest" "$ref:latest"
 	pass
@@ -675,14 +675,14 @@ pass
 section "Pulling Images"
 tour "docker pull nginx"
 expect_rc 0
-expect_err "Using default tag: latest"
-expect_err "Status: Image is up to date for nginx:latest"
+expect_out "Using default tag: latest"
+expect_out "Status: Image is up to date for nginx:latest"
 expect_out "docker.io/library/nginx:latest"
 pass
 
 tour "docker pull nginx:1.21"
 expect_rc 0
-expect_err "Status: Downloaded newer image for nginx:1.21"
+expect_out "Status: Downloaded newer image for nginx:1.21"
 expect_pulled nginx:1.21 library/nginx:1.21
 image_id nginx:latest
 ID_NGINX=$R
@@ -1152,7 +1152,7 @@ expect_rc 0
 pass
 tour "docker push username/myapp:1.0"
 expect_rc 0
-expect_err "The push refers to repository [docker.io/username/myapp]"
+expect_out "The push refers to repository [docker.io/username/myapp]"
 expect_out_re '^1\.0: digest: sha256:[0-9a-f]{64} size: [0-9]+$'
 PUSHED=$(grep -oE 'sha256:[0-9a-f]{64}' "$OUT")
 registry_digest "$HUB_REG" username/myapp 1.0 "$HUB_USER:$HUB_PASSWORD"
@@ -1190,7 +1190,7 @@ pass
 
 tour "docker push myregistry.com/myapp:1.0"
 expect_rc 0
-expect_err "The push refers to repository [myregistry.com/myapp]"
+expect_out "The push refers to repository [myregistry.com/myapp]"
 expect_out_re '^1\.0: digest: sha256:[0-9a-f]{64} size: [0-9]+$'
 PUSHED=$(grep -oE 'sha256:[0-9a-f]{64}' "$OUT")
 registry_digest "$PRIVATE_REG" myapp 1.0 "$HUB_USER:$HUB_PASSWORD"
@@ -1199,8 +1199,8 @@ pass
 
 tour "docker pull myregistry.com/myapp:1.0"
 expect_rc 0
-expect_err "Digest: $PUSHED"
-expect_err "Status: Image is up to date for myregistry.com/myapp:1.0"
+expect_out "Digest: $PUSHED"
+expect_out "Status: Image is up to date for myregistry.com/myapp:1.0"
 pass
 extra "the pushed image is complete: pull it into an empty store" "docker --root '$WORK/store-pull' pull myregistry.com/myapp:1.0"
 expect_rc 0

@@ -40,6 +40,9 @@ pub enum WhiteoutMode {
     /// The target is this layer's own directory, to be an overlayfs lower: `.wh.NAME` becomes a
     /// char 0/0 device, `.wh..wh..opq` the `<prefix>.overlay.opaque=y` xattr.
     Overlay(OverlayXattr),
+    /// A plain archive, not a layer (`docker cp`, a user's tar): `.wh.` names are ordinary
+    /// entries, created as they are.
+    None,
 }
 
 /// The xattr namespace overlayfs reads: `trusted` normally, `user` with the `userxattr` mount
@@ -402,7 +405,9 @@ impl<'o> Applier<'o> {
             return self.root_dir(h).map_err(ctx("set root directory metadata"));
         }
         let (parent, name) = split_parent(&path);
-        if let Some(wh) = name.strip_prefix(b".wh.") {
+        if self.opts.whiteouts != WhiteoutMode::None
+            && let Some(wh) = name.strip_prefix(b".wh.")
+        {
             return self.whiteout(h, parent, wh);
         }
         match h.kind {
@@ -788,6 +793,8 @@ impl<'o> Applier<'o> {
             return Ok(());
         }
         match self.opts.whiteouts {
+            // Not reached: entries are only whiteouts in the layer modes.
+            WhiteoutMode::None => {}
             WhiteoutMode::Flatten => {
                 let pfd = match self.dir(parent, false) {
                     Ok((fd, _, _)) => fd,
@@ -814,6 +821,7 @@ impl<'o> Applier<'o> {
     fn opaque(&mut self, dir: &[u8]) -> io::Result<()> {
         self.report.opaque_dirs += 1;
         match self.opts.whiteouts {
+            WhiteoutMode::None => Ok(()),
             WhiteoutMode::Flatten => {
                 let dfd = match self.dir(dir, false) {
                     Ok((fd, _, _)) => fd,

@@ -80,6 +80,39 @@ pub struct ContainerConfig {
     pub auto_remove: bool,
     /// Free-form annotations stored in the spec.
     pub annotations: Vec<(String, String)>,
+    /// `--restart`: what the supervisor does when the container exits.
+    pub restart_policy: RestartPolicy,
+    /// `--cpu-shares` (relative weight, cgroup v1 shares).
+    pub cpu_shares: Option<u64>,
+    /// `--cpus`: CFS quota and period in microseconds.
+    pub cpu_quota: Option<i64>,
+    pub cpu_period: Option<u64>,
+    /// `--cpuset-cpus` (`0-3`, `0,1`).
+    pub cpuset_cpus: Option<String>,
+    /// `--memory-swap` in bytes (memory plus swap; -1 unlimited).
+    pub memory_swap: Option<i64>,
+}
+
+/// Docker's restart policies.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct RestartPolicy {
+    /// `no` (or empty), `always`, `unless-stopped`, `on-failure`.
+    pub name: String,
+    /// `on-failure:N`: at most N restarts (0: no limit).
+    pub maximum_retry_count: u32,
+}
+
+impl RestartPolicy {
+    /// Whether a container that exited with `code` after `restarts` restarts should run
+    /// again (a stop or kill by the user is excluded by the caller).
+    pub fn should_restart(&self, code: i32, restarts: u32) -> bool {
+        match self.name.as_str() {
+            "always" | "unless-stopped" => true,
+            "on-failure" => code != 0 && (self.maximum_retry_count == 0 || restarts < self.maximum_retry_count),
+            _ => false,
+        }
+    }
 }
 
 impl Default for ContainerConfig {
@@ -122,6 +155,12 @@ impl Default for ContainerConfig {
             sysctls: Vec::new(),
             auto_remove: false,
             annotations: Vec::new(),
+            restart_policy: RestartPolicy::default(),
+            cpu_shares: None,
+            cpu_quota: None,
+            cpu_period: None,
+            cpuset_cpus: None,
+            memory_swap: None,
         }
     }
 }

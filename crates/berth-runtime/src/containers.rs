@@ -181,6 +181,17 @@ impl Containers {
         Ok(st)
     }
 
+    /// Gives container `id` a new name (its record's `Name`). The caller checks that no other
+    /// container has it; the record is replaced atomically under the container's lock.
+    pub fn rename(&self, id: &str, name: &str) -> Result<()> {
+        let d = self.existing(id)?;
+        let _l = d.lock()?;
+        let mut rec = d.read_record()?;
+        rec.name = Some(name.to_owned());
+        let data = serde_json::to_vec_pretty(&rec).map_err(|e| Error::Json { path: d.config_path(), source: e })?;
+        atomic_write(&d.config_path(), &data, 0o600)
+    }
+
     /// All containers (sorted by creation time, newest first).
     pub fn list(&self) -> Result<Vec<ContainerInfo>> {
         let base = self.root.join("containers");
@@ -214,9 +225,13 @@ impl Containers {
         let _start = d.start_lock()?;
         {
             let _l = d.lock()?;
-            let st = d.read_state()?;
+            let mut st = d.read_state()?;
             if st.status == Status::Running && (st.main_alive() || st.supervisor_alive()) {
                 return Ok(st.pid);
+            }
+            if st.manually_stopped {
+                st.manually_stopped = false;
+                d.write_state(&st)?;
             }
         }
         let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe", e))?;
@@ -373,6 +388,10 @@ impl Containers {
                 state: i.state.status.as_str().into(),
                 hint: "only running containers can be signalled",
             });
+        }
+        // A container the user stops or kills is not restarted by its restart policy.
+        if !i.record.config.restart_policy.name.is_empty() {
+            let _ = self.existing(id)?.update_state(|st| st.manually_stopped = true);
         }
         signal_process(i.state.pid, i.state.pid_start, sig as i32).map_err(|e| match e {
             nix::Error::ESRCH => Error::WrongState {

@@ -75,7 +75,8 @@ impl RuntimeOptions {
     pub(crate) fn lc_root(&self) -> PathBuf {
         self.state_root.join("lc")
     }
-    pub(crate) fn cgroups_path(&self, id: &str) -> String {
+    /// The container's cgroup path (`/<parent>/<id>`), relative to each hierarchy's root.
+    pub fn cgroups_path(&self, id: &str) -> String {
         format!("/{}/{}", self.cgroup_parent, id)
     }
 }

@@ -387,6 +387,25 @@ pub fn build_spec(cfg: &ContainerConfig, inp: &SpecInputs<'_>) -> Result<Spec> {
     if let Some(m) = cfg.memory {
         resources["memory"] = json!({"limit": m});
     }
+    if let Some(sw) = cfg.memory_swap {
+        resources["memory"]["swap"] = json!(sw);
+    }
+    let mut cpu = serde_json::Map::new();
+    if let Some(s) = cfg.cpu_shares {
+        cpu.insert("shares".into(), json!(s));
+    }
+    if let Some(q) = cfg.cpu_quota {
+        cpu.insert("quota".into(), json!(q));
+    }
+    if let Some(p) = cfg.cpu_period {
+        cpu.insert("period".into(), json!(p));
+    }
+    if let Some(c) = &cfg.cpuset_cpus {
+        cpu.insert("cpus".into(), json!(c));
+    }
+    if !cpu.is_empty() {
+        resources["cpu"] = serde_json::Value::Object(cpu);
+    }
     if let Some(p) = cfg.pids_limit {
         resources["pids"] = json!({"limit": p});
     }

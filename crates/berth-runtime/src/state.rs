@@ -98,6 +98,10 @@ pub struct ContainerState {
     /// The container's network while running (bridge networks): address, gateway and
     /// published ports, as `inspect`, `port` and `ps` show them.
     pub network: Option<crate::net::NetState>,
+    /// Times the supervisor restarted the container under its restart policy.
+    pub restart_count: u32,
+    /// Set by `stop`/`kill` from the user: the restart policy does not apply to this exit.
+    pub manually_stopped: bool,
 }
 
 impl ContainerState {

@@ -146,11 +146,32 @@ pub fn supervisor_main(args: &[String]) -> i32 {
         rootfs,
     };
     let mut cb = |s: Stream, l: &[u8]| log.write(s, l);
-    let res = run(&rec.runtime, id, &rec.config, Stdio::Capture(&mut cb), &mut obs);
-    if let Some(mut h) = obs.health.take() {
-        let _ = h.kill();
-        let _ = h.wait();
-    }
+    // Docker's restart policies: run again after an exit the policy covers (never after a
+    // stop or kill by the user), with docker's backoff (100 ms, doubling, at most 1 min).
+    let mut delay = std::time::Duration::from_millis(100);
+    let res = loop {
+        let res = run(&rec.runtime, id, &rec.config, Stdio::Capture(&mut cb), &mut obs);
+        if let Some(mut h) = obs.health.take() {
+            let _ = h.kill();
+            let _ = h.wait();
+        }
+        let Ok(out) = &res else { break res };
+        let st = cdir.read_state().unwrap_or_default();
+        if st.manually_stopped || !rec.config.restart_policy.should_restart(out.exit_code, st.restart_count) {
+            break res;
+        }
+        let code = out.exit_code;
+        let _ = cdir.update_state(|st| {
+            st.exit_code = code;
+            st.finished_at = now_rfc3339();
+            st.restart_count += 1;
+        });
+        std::thread::sleep(delay);
+        delay = (delay * 2).min(std::time::Duration::from_secs(60));
+        if cdir.read_state().is_ok_and(|st| st.manually_stopped) {
+            break res;
+        }
+    };
     match res {
         Ok(out) => {
             let _ = cdir.update_state(|st| {

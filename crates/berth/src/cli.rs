@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+pub use crate::cli_ext::*;
+
 const HELP_TEMPLATE: &str = "\nUsage:  {usage}\n\n{about}\n\n{all-args}{after-help}";
 const TOP_AFTER: &str = "\nRun 'berth COMMAND --help' for more information on a command.\n";
 
@@ -35,7 +37,7 @@ pub struct Global {
     #[arg(long, global = true, env = "DOCKER_CONFIG", value_name = "DIR")]
     pub config: Option<PathBuf>,
     /// Set the logging level ("debug", "info", "warn", "error", "fatal")
-    #[arg(short = 'l', long, value_name = "LEVEL")]
+    #[arg(short = 'l', long, value_name = "LEVEL", value_parser = ["debug", "info", "warn", "error", "fatal"], hide_possible_values = true)]
     pub log_level: Option<String>,
     /// Enable debug mode
     #[arg(short = 'D', long)]
@@ -60,18 +62,29 @@ pub enum Command {
     /// Docker Buildx compatibility (`buildx build`)
     #[command(subcommand)]
     Buildx(BuildxCmd),
-    /// Copy an image between transports (registry, store, OCI layout, archives)
-    #[command(override_usage = "berth cp [OPTIONS] SOURCE DESTINATION")]
-    Cp(CpArgs),
+    /// Copy files/folders between a container and the local filesystem
+    #[command(
+        override_usage = "berth cp [OPTIONS] CONTAINER:SRC_PATH DEST_PATH|-\n\tberth cp [OPTIONS] SRC_PATH|- CONTAINER:DEST_PATH"
+    )]
+    Cp(ContainerCpArgs),
+    /// Generate the shell completion script (bash, zsh or fish)
+    #[command(override_usage = "berth completion bash|zsh|fish")]
+    Completion(CompletionArgs),
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCmd),
     /// Create a new container
     #[command(disable_help_flag = true, override_usage = "berth create [OPTIONS] IMAGE [COMMAND] [ARG...]")]
     Create(RunArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    #[command(override_usage = "berth diff CONTAINER")]
+    Diff(DiffArgs),
     /// Developer tools
     #[command(subcommand, hide = true)]
     Debug(DebugCmd),
+    /// Get real time events from berth
+    #[command(override_usage = "berth events [OPTIONS]")]
+    Events(EventsArgs),
     /// Execute a command in a running container
     #[command(override_usage = "berth exec [OPTIONS] CONTAINER COMMAND [ARG...]")]
     Exec(ExecArgs),
@@ -90,6 +103,9 @@ pub enum Command {
     /// List images
     #[command(override_usage = "berth images [OPTIONS] [REPOSITORY[:TAG]]")]
     Images(ImagesArgs),
+    /// Display system-wide information
+    #[command(override_usage = "berth info [OPTIONS]")]
+    Info(InfoArgs),
     /// Import the contents from a tarball to create a filesystem image
     #[command(override_usage = "berth import [OPTIONS] file|URL|- [REPOSITORY[:TAG]]")]
     Import(ImportArgs),
@@ -129,6 +145,15 @@ pub enum Command {
     /// Upload an image to a registry
     #[command(override_usage = "berth push [OPTIONS] NAME[:TAG]")]
     Push(PushArgs),
+    /// Pause all processes within one or more containers
+    #[command(override_usage = "berth pause CONTAINER [CONTAINER...]")]
+    Pause(PauseArgs),
+    /// Rename a container
+    #[command(override_usage = "berth rename CONTAINER NEW_NAME")]
+    Rename(RenameArgs),
+    /// Restart one or more containers
+    #[command(override_usage = "berth restart [OPTIONS] CONTAINER [CONTAINER...]")]
+    Restart(RestartArgs),
     /// Remove one or more containers
     #[command(override_usage = "berth rm [OPTIONS] CONTAINER [CONTAINER...]")]
     Rm(RmArgs),
@@ -159,14 +184,29 @@ pub enum Command {
     /// Manage berth's store
     #[command(subcommand)]
     System(SystemCmd),
+    /// Display a live stream of container(s) resource usage statistics
+    #[command(override_usage = "berth stats [OPTIONS] [CONTAINER...]")]
+    Stats(StatsArgs),
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
     #[command(override_usage = "berth tag SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]")]
     Tag(TagArgs),
+    /// Display the running processes of a container
+    #[command(override_usage = "berth top CONTAINER [ps OPTIONS]")]
+    Top(TopArgs),
+    /// Unpause all processes within one or more containers
+    #[command(override_usage = "berth unpause CONTAINER [CONTAINER...]")]
+    Unpause(PauseArgs),
     /// Show the berth version information
     Version(VersionArgs),
     /// Verify an image's signatures in a registry (cosign-compatible)
     #[command(override_usage = "berth verify [OPTIONS] --key KEY IMAGE")]
     Verify(VerifyArgs),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(VolumeCmd),
+    /// Write man pages generated from the command definitions
+    #[command(name = "__man", hide = true)]
+    Man(ManArgs),
     /// Block until one or more containers stop, then print their exit codes
     #[command(override_usage = "berth wait CONTAINER [CONTAINER...]")]
     Wait(WaitArgs),
@@ -262,6 +302,9 @@ pub enum ImageCmd {
     Save(SaveArgs),
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
     Tag(TagArgs),
+    /// Copy an image between transports (registry, store, OCI layout, archives)
+    #[command(override_usage = "berth image copy [OPTIONS] SOURCE DESTINATION")]
+    Copy(ImageCopyArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -269,9 +312,13 @@ pub enum ImageCmd {
 pub enum ContainerCmd {
     /// Create a new image from a container's changes
     Commit(CommitArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(ContainerCpArgs),
     /// Create a new container
     #[command(disable_help_flag = true)]
     Create(RunArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(DiffArgs),
     /// Execute a command in a running container
     Exec(ExecArgs),
     /// Export a container's filesystem as a tar archive
@@ -287,8 +334,14 @@ pub enum ContainerCmd {
     Ls(PsArgs),
     /// List port mappings or a specific mapping for the container
     Port(PortArgs),
+    /// Pause all processes within one or more containers
+    Pause(PauseArgs),
     /// Remove all stopped containers
     Prune(ContainerPruneArgs),
+    /// Rename a container
+    Rename(RenameArgs),
+    /// Restart one or more containers
+    Restart(RestartArgs),
     /// Remove one or more containers
     #[command(alias = "remove")]
     Rm(RmArgs),
@@ -297,8 +350,14 @@ pub enum ContainerCmd {
     Run(RunArgs),
     /// Start one or more stopped containers
     Start(StartArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(StatsArgs),
     /// Stop one or more running containers
     Stop(StopArgs),
+    /// Display the running processes of a container
+    Top(TopArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(PauseArgs),
     /// Block until one or more containers stop
     Wait(WaitArgs),
 }
@@ -451,7 +510,16 @@ pub enum SystemCmd {
     /// Remove unused data
     Prune(SystemPruneArgs),
     /// Display system-wide information
-    Info,
+    Info(InfoArgs),
+    /// Get real time events from berth
+    Events(EventsArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct InfoArgs {
+    /// Format output using a custom template ('json' or a Go template)
+    #[arg(short, long, value_name = "string")]
+    pub format: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -652,7 +720,7 @@ pub struct ImportArgs {
 }
 
 #[derive(Debug, Args, Clone)]
-pub struct CpArgs {
+pub struct ImageCopyArgs {
     /// Copy every platform of a multi-platform image
     #[arg(short, long)]
     pub all: bool,
@@ -1004,6 +1072,8 @@ pub struct RunArgs {
     /// Working directory inside the container
     #[arg(short, long, value_name = "string")]
     pub workdir: Option<String>,
+    #[command(flatten)]
+    pub ext: RunExtArgs,
     /// Image, then the command and its arguments
     #[arg(
         required = true,
@@ -1019,9 +1089,15 @@ pub struct ExecArgs {
     /// Detached mode: run command in the background
     #[arg(short, long)]
     pub detach: bool,
+    /// Override the key sequence for detaching a container
+    #[arg(long, value_name = "string")]
+    pub detach_keys: Option<String>,
     /// Set environment variables
     #[arg(short, long, value_name = "list")]
     pub env: Vec<String>,
+    /// Read in a file of environment variables
+    #[arg(long, value_name = "list")]
+    pub env_file: Vec<PathBuf>,
     /// Keep STDIN open even if not attached
     #[arg(short, long)]
     pub interactive: bool,
@@ -1147,7 +1223,7 @@ pub struct StopArgs {
     #[arg(short, long, value_name = "string")]
     pub signal: Option<String>,
     /// Seconds to wait before killing the container
-    #[arg(short, long, value_name = "int")]
+    #[arg(short = 't', long = "timeout", visible_alias = "time", value_name = "int", allow_negative_numbers = true)]
     pub time: Option<i64>,
     #[arg(required = true)]
     pub containers: Vec<String>,
@@ -1155,6 +1231,9 @@ pub struct StopArgs {
 
 #[derive(Debug, Args, Clone)]
 pub struct WaitArgs {
+    /// Wait until the container is not-running (default), exits next (next-exit) or is removed
+    #[arg(long, value_name = "string", value_parser = ["not-running", "next-exit", "removed"])]
+    pub condition: Option<String>,
     #[arg(required = true)]
     pub containers: Vec<String>,
 }
@@ -1213,7 +1292,8 @@ pub fn command() -> clap::Command {
     for name in subs {
         top = top.mut_subcommand(name.clone(), |sc| style(sc, &format!("berth {name}")));
     }
-    top
+    let tmpl = grouped_help(&top);
+    top.help_template(tmpl)
 }
 
 #[cfg(test)]

@@ -85,12 +85,34 @@ pub fn render_error(e: &anyhow::Error) -> u8 {
             hint = Some(h.hint.clone());
         }
     }
-    let mut parts: Vec<String> = Vec::new();
+    eprintln!("Error: {}", chain_text(e));
+    if let Some(h) = hint {
+        eprintln!("\nhint: {h}");
+    }
+    code
+}
+
+/// The cause chain on one line (`a: b: c`), each cause said once: libraries' errors often put
+/// their source's text in their own message *and* return it as `source()`, and wrappers
+/// (anyhow contexts, `io::Error::other`) repeat a message verbatim; a cause whose text the line
+/// already contains is skipped.
+pub fn chain_text(e: &anyhow::Error) -> String {
+    let mut line = String::new();
     let mut push = |s: String| {
-        // Skip causes already contained in the previous message (thiserror `{source}` fields).
-        if !(parts.last().is_some_and(|p| p.ends_with(&s)) || s.is_empty()) {
-            parts.push(s);
+        let s = s.trim();
+        if s.is_empty() || line.contains(s) {
+            return;
         }
+        // A cause that contains everything said so far (a wrapper that repeats its source's
+        // text, then adds to it) replaces it.
+        if !line.is_empty() && s.contains(line.as_str()) {
+            line = s.to_string();
+            return;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(s);
     };
     for cause in e.chain() {
         // A Hinted error is not a `source` chain link: print the chain of the error it wraps.
@@ -102,11 +124,7 @@ pub fn render_error(e: &anyhow::Error) -> u8 {
         }
         push(cause.to_string());
     }
-    eprintln!("Error: {}", parts.join(": "));
-    if let Some(h) = hint {
-        eprintln!("\nhint: {h}");
-    }
-    code
+    line
 }
 
 /// Renders a clap error like docker's flag errors: the message, then "See 'berth X --help'.",
@@ -129,13 +147,50 @@ pub fn clap_exit(e: clap::Error, args: &[String]) -> ExitCode {
                 _ => None,
             };
             let first = unknown.as_deref().unwrap_or(first);
-            let cmd: Vec<&str> =
-                args.iter().skip(1).filter(|a| !a.starts_with('-')).take(1).map(String::as_str).collect();
+            // The command word: the first argument that is neither a flag nor the value of a
+            // global flag that takes one (`--root DIR`).
+            let mut cmd: Vec<&str> = Vec::new();
+            let mut it = args.iter().skip(1);
+            while let Some(a) = it.next() {
+                if matches!(a.as_str(), "--root" | "--config" | "-l" | "--log-level") {
+                    it.next();
+                } else if !a.starts_with('-') {
+                    cmd.push(a);
+                    break;
+                }
+            }
             eprintln!("berth: {first}");
             let see =
                 if cmd.is_empty() { "berth --help".to_string() } else { format!("berth {} --help", cmd.join(" ")) };
             eprintln!("See '{see}'.");
             ExitCode::from(125)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("tar entry \"a\": unsafe path: escapes")]
+    struct Inner;
+
+    /// Says its source's text *and* returns it as `source()`, as many library errors do.
+    #[derive(Debug, thiserror::Error)]
+    #[error("applying layer sha256:1: {0}")]
+    struct Outer(#[source] Inner);
+
+    #[test]
+    fn each_cause_is_said_once() {
+        let e = anyhow::Error::new(Outer(Inner));
+        assert_eq!(chain_text(&e), "applying layer sha256:1: tar entry \"a\": unsafe path: escapes");
+        // A wrapper that repeats the whole chain verbatim (io::Error::other) adds nothing.
+        let io = std::io::Error::other(Outer(Inner));
+        let e = anyhow::Error::new(io).context("pulling x");
+        assert_eq!(chain_text(&e), "pulling x: applying layer sha256:1: tar entry \"a\": unsafe path: escapes");
+        // Hints are not part of the line.
+        let e = hinted(anyhow::anyhow!("denied"), "log in");
+        assert_eq!(chain_text(&e), "denied");
     }
 }

@@ -2,8 +2,10 @@
 //! `cmd/`; everything substantial lives in the library crates.
 
 mod cli;
+mod cli_ext;
 mod cmd;
 mod ctx;
+mod docs;
 mod errors;
 mod progress;
 mod render;

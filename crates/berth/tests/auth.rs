@@ -52,7 +52,7 @@ fn htpasswd_login_push_pull_logout() {
     };
     assert_eq!(decoded, format!("{}:{}", reg.user, reg.password));
 
-    b.ok(&format!("push {target}")).stderr_has("Pushed");
+    b.ok(&format!("push {target}")).stdout_has("Pushed");
     skopeo([
         "inspect",
         "--tls-verify=false",
@@ -101,10 +101,10 @@ fn tls_registry_through_certs_d() {
 
     let empty = tempdir("empty-certs");
     b.env("BERTH_CERTS_D", empty.path().display().to_string());
-    b.ok(&format!("push {target}")).stderr_has("Pushed");
+    b.ok(&format!("push {target}")).stdout_has("Pushed");
 
     b.env("BERTH_CERTS_D", registries().certs_d.display().to_string());
-    b.ok(&format!("push {target}")).stderr_has("Layer already exists");
+    b.ok(&format!("push {target}")).stdout_has("Layer already exists");
     let cert_dir = registries().certs_d.join(&host).display().to_string();
     skopeo(["inspect", "--cert-dir", &cert_dir, &format!("docker://{target}")]).ok();
     let dir = tempdir("tls-copy");
@@ -165,12 +165,12 @@ fn token_registry_login_push_pull() {
     login(&b, &host, &reg.user, "nope").code(1);
     login(&b, &host, &reg.user, &reg.password).ok().stdout_has("Login Succeeded");
     let r = b.ok(&format!("push {target}"));
-    r.stderr_has("Pushed");
+    r.stdout_has("Pushed");
 
     // Cross-repository mount with a token that covers both repositories.
     let second = format!("{host}/{}:tok", unique_repo("token-mount"));
     b.ok(&format!("tag {target} {second}"));
-    b.ok(&format!("push {second}")).stderr_has("Mounted from");
+    b.ok(&format!("push {second}")).stdout_has("Mounted from");
 
     let mut c = Berth::new();
     c.config = b.config.clone();

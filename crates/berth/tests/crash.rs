@@ -81,7 +81,7 @@ fn slow_kill_9_during_pull_then_check_and_rerun() {
     // The rerun completes, reusing what was verified.
     let r = b.ok(&format!("pull {img}"));
     assert_eq!(r.lines().last(), Some(&img));
-    r.stderr_has("Already exists");
+    r.stdout_has("Already exists");
     check_clean(&b, "after the rerun");
     let v = b.inspect(&img);
     let cfg = skopeo_inspect(&img, &["--config"]);

@@ -12,22 +12,24 @@ fn top_snapshot(b: &Berth, reference: &str) -> std::path::PathBuf {
 }
 
 #[test]
-fn pull_single_arch_progress_stderr_reference_stdout_then_up_to_date() {
+fn pull_single_arch_progress_and_reference_on_stdout_then_up_to_date() {
     let img = fixture("library/busybox:latest");
     let want = skopeo_inspect(&img, &[]);
     let b = Berth::new();
 
     let r = b.ok(&format!("pull {}", img.trim_end_matches(":latest")));
-    // stdout is data: the fully qualified reference and nothing else.
-    assert_eq!(r.lines(), vec![img.clone()], "stdout of pull: {}", r.stdout);
-    r.stderr_has("Using default tag: latest");
-    r.stderr_has("Pulling from library/busybox");
-    r.stderr_has(&format!("Digest: {}", want["Digest"].as_str().unwrap_or_default()));
-    r.stderr_has("Status: Downloaded newer image for");
-    r.stderr_has("Pull complete");
+    // Like docker: progress on stdout, the fully qualified reference as its last line, and
+    // nothing on stderr (so `pull x | grep 'Downloaded newer image'` works).
+    assert_eq!(r.lines().last(), Some(&img), "stdout of pull: {}", r.stdout);
+    assert_eq!(r.lines().first().map(String::as_str), Some("Using default tag: latest"));
+    r.stdout_has("Pulling from library/busybox");
+    r.stdout_has(&format!("Digest: {}", want["Digest"].as_str().unwrap_or_default()));
+    r.stdout_has("Status: Downloaded newer image for");
+    r.stdout_has("Pull complete");
+    assert!(r.stderr.trim().is_empty(), "pull wrote to stderr: {}", r.stderr);
 
     let again = b.ok(&format!("pull {img}"));
-    again.stderr_has("Status: Image is up to date for");
+    again.stdout_has("Status: Image is up to date for");
     assert_eq!(again.lines().last(), Some(&img));
 
     let v = b.inspect(&img);

@@ -41,8 +41,8 @@ fn push_new_image_then_already_exists_then_mount() {
     let id = local_image(&b, &name, 3 << 20, 1);
 
     let r = b.ok(&format!("push {name}"));
-    r.stderr_has(&format!("The push refers to repository [{repo}]"));
-    r.stderr_has("Pushed");
+    r.stdout_has(&format!("The push refers to repository [{repo}]"));
+    r.stdout_has("Pushed");
     let last = r.lines().last().cloned().unwrap_or_default();
     let (tag, rest) = last.split_once(": digest: ").unwrap_or_else(|| panic!("last line {last:?}"));
     assert_eq!(tag, "v1");
@@ -68,8 +68,8 @@ fn push_new_image_then_already_exists_then_mount() {
 
     // Again: everything is there; the same compressed bytes are reused, so the same digest.
     let r = b.ok(&format!("push {name}"));
-    r.stderr_has("Layer already exists");
-    assert!(!r.stderr.contains("Pushed"), "second push uploaded again:\n{}", r.stderr);
+    r.stdout_has("Layer already exists");
+    assert!(!r.stdout.contains("Pushed"), "second push uploaded again:\n{}", r.stdout);
     assert_eq!(r.lines().last(), Some(&last));
 
     // Another repository on the same registry: blobs are mounted from the first one.
@@ -77,7 +77,7 @@ fn push_new_image_then_already_exists_then_mount() {
     b.ok(&format!("tag {name} {other}"));
     let r = b.ok(&format!("push {other}"));
     let from = repo.split_once('/').map(|(_, p)| p).unwrap_or_default();
-    r.stderr_has(&format!("Mounted from {from}"));
+    r.stdout_has(&format!("Mounted from {from}"));
     assert!(r.lines().last().is_some_and(|l| l.ends_with(&format!("digest: {digest} size: {size}"))), "{}", r.stdout);
     verify_with_skopeo(&other, dir.path());
 
@@ -97,7 +97,7 @@ fn push_pulled_image_mounts_and_keeps_the_manifest() {
     let target = format!("{host}/{}:copy", unique_repo("push-pulled"));
     b.ok(&format!("tag {nginx} {target}"));
     let r = b.ok(&format!("push {target}"));
-    r.stderr_has("Mounted from library/nginx");
+    r.stdout_has("Mounted from library/nginx");
     let src = skopeo_inspect(&nginx, &[]);
     let dst = skopeo_inspect(&target, &[]);
     assert_eq!(dst["Digest"], src["Digest"], "no recompression: the manifest digest is preserved");
@@ -111,7 +111,7 @@ fn push_zstd_quiet_and_all_tags() {
     let id = local_image(&b, &format!("{repo}:z"), 1 << 20, 2);
     let r = b.ok(&format!("push -q --compression-format zstd {repo}:z"));
     assert_eq!(r.lines().len(), 1, "-q prints one line: {}", r.stdout);
-    assert!(!r.stderr.contains("Pushed"), "-q shows no progress: {}", r.stderr);
+    assert!(!r.stdout.contains("Pushed"), "-q shows no progress: {}", r.stdout);
     let dir = tempdir("push-zstd");
     let raw = verify_with_skopeo(&format!("{repo}:z"), dir.path());
     let t = raw["layers"][0]["mediaType"].as_str().unwrap_or_default();
@@ -145,8 +145,8 @@ fn slow_push_big_to_a_new_repository_from_a_loaded_archive() {
     b.ok(&format!("tag {big} {target}"));
     b.ok(&format!("rmi {big}"));
     let r = b.ok(&format!("push {target}"));
-    assert_eq!(r.stderr.matches(": Pushed").count(), 9, "{}", r.stderr);
-    assert!(!r.stderr.contains("Mounted from"), "{}", r.stderr);
+    assert_eq!(r.stdout.matches(": Pushed").count(), 9, "{}", r.stdout);
+    assert!(!r.stdout.contains("Mounted from"), "{}", r.stdout);
     let dir = tempdir("push-big");
     let raw = verify_with_skopeo(&target, dir.path());
     assert_eq!(raw["layers"].as_array().map(Vec::len), Some(9));

@@ -297,8 +297,15 @@ impl TransferProgress {
         }
     }
 
-    /// A session on standard error, TTY mode if it is a terminal (docker writes pull progress to
-    /// stdout; berth keeps stdout for data, so the final reference line is the caller's to print).
+    /// A session on standard output, TTY mode if it is a terminal: where docker writes the
+    /// progress of `pull`, `push` and `load`, so `docker pull x | grep ...` works with berth.
+    pub fn stdout(quiet: bool) -> Self {
+        Self::new(Box::new(std::io::stdout()), TransferOptions::auto(crate::term::stdout_is_terminal(), quiet))
+    }
+
+    /// A session on standard error, TTY mode if it is a terminal: for transfers that are not the
+    /// command's output (the implicit pull of `run`/`create`, as docker prints it, and
+    /// `image copy`).
     pub fn stderr(quiet: bool) -> Self {
         Self::new(Box::new(std::io::stderr()), TransferOptions::auto(crate::term::stderr_is_terminal(), quiet))
     }

@@ -12,7 +12,7 @@ use berth_transport::{
 };
 use berth_types::{Platform, Reference};
 
-use crate::cli::{CpArgs, LoadArgs, SaveArgs};
+use crate::cli::{ImageCopyArgs, LoadArgs, SaveArgs};
 use crate::ctx::Ctx;
 use crate::errors::{exit_with, hinted};
 use crate::progress::{Direction, TransferObserver};
@@ -148,7 +148,7 @@ pub fn load(ctx: &Ctx, a: &LoadArgs) -> Result<i32> {
     let observer: Arc<dyn Observer> = if a.quiet {
         Arc::new(Quiet)
     } else {
-        Arc::new(TransferObserver::new(TransferProgress::stderr(false), Direction::Load))
+        Arc::new(TransferObserver::new(TransferProgress::stdout(false), Direction::Load))
     };
     // An archive holding a multi-platform image loads whole (the name keeps the index), unless
     // --platform picks one.
@@ -182,7 +182,8 @@ pub fn load(ctx: &Ctx, a: &LoadArgs) -> Result<i32> {
     Ok(0)
 }
 
-pub fn cp(ctx: &Ctx, a: &CpArgs) -> Result<i32> {
+/// `image copy`: one image between any two transports.
+pub fn copy(ctx: &Ctx, a: &ImageCopyArgs) -> Result<i32> {
     let src_ep = Endpoint::parse(&a.source).map_err(|e| exit_with(1, e.to_string()))?;
     let dst_ep = Endpoint::parse(&a.destination).map_err(|e| exit_with(1, e.to_string()))?;
     let recompress = match a.dest_compress_format.as_deref() {

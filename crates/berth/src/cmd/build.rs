@@ -751,7 +751,7 @@ pub fn build(ctx: &Ctx, a: &BuildArgs) -> Result<i32> {
         match export_registry_cache(ctx, &store, &out, r, *max) {
             Ok(()) => progress.done(vid),
             Err(e) => {
-                progress.error(vid, &format!("{e:#}"));
+                progress.error(vid, &crate::errors::chain_text(&e));
                 progress.finish();
                 return Err(e);
             }
@@ -797,7 +797,7 @@ pub fn build(ctx: &Ctx, a: &BuildArgs) -> Result<i32> {
     // The image is named now; collection may run (it needs the gc lock this build held).
     drop(_gc);
     if let Err(e) = crate::cmd::system::builder_auto_gc(ctx) {
-        tracing::warn!("build cache garbage collection: {e:#}");
+        tracing::warn!("build cache garbage collection: {}", crate::errors::chain_text(&e));
     }
     Ok(0)
 }

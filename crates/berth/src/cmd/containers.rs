@@ -209,8 +209,32 @@ fn image_for_run(
         name: r.to_string(),
     };
     let client = crate::cmd::registry::client(ctx)?;
-    crate::cmd::registry::pull_one(ctx, &client, &r, &pa).map_err(|e| exit_with(125, format!("{e:#}")))?;
+    crate::cmd::registry::pull_one(ctx, &client, &r, &pa, false)
+        .map_err(|e| exit_with(125, crate::errors::chain_text(&e)))?;
     Ok((store.resolve_image(&r.to_string(), platform)?, r.familiar()))
+}
+
+/// docker's `ps -s` size: the container's writable layer, then the image's size as virtual
+/// (`2B (virtual 4.26MB)`).
+fn container_size(info: &ContainerInfo) -> String {
+    let rw = match &info.record.config.rootfs {
+        RootfsSource::Layers(st) => st.upper.as_ref().map(|u| berth_build::cache::dir_size(u)).unwrap_or(0),
+        RootfsSource::Path(_) => 0,
+    };
+    let image: u64 = match &info.record.config.rootfs {
+        RootfsSource::Layers(st) => st.lower.iter().map(|l| berth_build::cache::dir_size(l)).sum(),
+        RootfsSource::Path(_) => 0,
+    };
+    format!("{} (virtual {})", units::human_size(rw as f64), units::human_size((rw + image) as f64))
+}
+
+/// Journals a container event by ID (a no-op if the record is gone).
+fn event(ctx: &Ctx, action: &str, id: &str) {
+    if let Ok(c) = containers(ctx)
+        && let Ok(info) = c.inspect(id)
+    {
+        crate::cmd::events::container(ctx, action, &info);
+    }
 }
 
 /// How `ps` shows the image: the familiar name with its tag when a name was given, else the
@@ -415,7 +439,7 @@ fn container_config(ctx: &Ctx, a: &RunArgs, id: &str, img: &LocalImage, image_na
         let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
         annotations.push((format!("label.{k}"), v.to_string()));
     }
-    Ok(ContainerConfig {
+    let mut cfg = ContainerConfig {
         rootfs: RootfsSource::Layers(LayerStack {
             lower,
             upper: Some(fsd.join("upper")),
@@ -457,7 +481,9 @@ fn container_config(ctx: &Ctx, a: &RunArgs, id: &str, img: &LocalImage, image_na
         auto_remove: a.rm && a.detach,
         annotations,
         ..ContainerConfig::default()
-    })
+    };
+    crate::cmd::run_ext::apply(ctx, a, &mut cfg)?;
+    Ok(cfg)
 }
 
 fn runtime_options(a: &RunArgs) -> RuntimeOptions {
@@ -526,7 +552,11 @@ fn create_record(ctx: &Ctx, a: &RunArgs) -> Result<String> {
     let mut cfg = container_config(ctx, a, &id, &img, &image_name)?;
     cfg.name = Some(name.clone());
     std::fs::create_dir_all(fs_dir(ctx, &id)?)?;
+    if let Some(f) = &a.ext.cidfile {
+        crate::cmd::run_ext::write_cidfile(f, &id)?;
+    }
     c.create(&id, Some(&name), &cfg, &runtime_options(a)).map_err(|e| exit_with(125, e.to_string()))?;
+    event(ctx, "create", &id);
     Ok(id)
 }
 
@@ -541,10 +571,13 @@ pub fn run(ctx: &Ctx, a: &RunArgs) -> Result<i32> {
     let c = containers(ctx)?;
     if a.detach {
         c.start_detached(&id).map_err(runtime_exit)?;
+        event(ctx, "start", &id);
         println!("{id}");
         return Ok(0);
     }
+    event(ctx, "start", &id);
     let outcome = c.start_attached(&id, Stdio::Inherit);
+    event(ctx, "die", &id);
     if a.rm {
         let _ = c.remove(&id, true);
         let _ = std::fs::remove_dir_all(fs_dir(ctx, &id)?);
@@ -563,6 +596,7 @@ pub fn start(ctx: &Ctx, a: &StartArgs) -> Result<i32> {
             code = o.exit_code;
         } else {
             c.start_detached(&info.record.id).map_err(runtime_exit)?;
+            crate::cmd::events::container(ctx, "start", &info);
             println!("{name}");
         }
     }
@@ -574,6 +608,10 @@ fn status_text(info: &ContainerInfo, now: i64) -> String {
     let health = st.health.as_ref().map(|h| format!(" ({})", h.status)).unwrap_or_default();
     match st.status {
         Status::Created => "Created".into(),
+        Status::Running if crate::cmd::ctr_ops::is_paused(info) => format!(
+            "Up {} (Paused)",
+            units::human_duration(std::time::Duration::from_secs((now - unix_of(Some(&st.started_at))).max(0) as u64))
+        ),
         Status::Running => format!(
             "Up {}{health}",
             units::human_duration(std::time::Duration::from_secs((now - unix_of(Some(&st.started_at))).max(0) as u64))
@@ -611,8 +649,17 @@ pub fn ps(ctx: &Ctx, a: &PsArgs) -> Result<i32> {
     list.sort_by(|x, y| y.record.created.cmp(&x.record.created));
     let filters = crate::cmd::images::Filters::parse(
         &a.filter,
-        &["status", "name", "id", "ancestor", "label", "exited", "health"],
+        &[
+            "status", "name", "id", "ancestor", "label", "exited", "health", "before", "since", "volume", "publish",
+            "expose",
+        ],
     )?;
+    // before/since: containers created before/after the named one (docker's order).
+    let created_of = |key: &str| -> Result<Vec<String>> {
+        filters.get(key).iter().map(|n| Ok(find(ctx, n)?.record.created.clone())).collect()
+    };
+    let (before, since) = (created_of("before")?, created_of("since")?);
+    let volumes_root = ctx.store()?.root().join("volumes");
     let all =
         a.all || a.last.is_some() || a.latest || !filters.get("status").is_empty() || !filters.get("exited").is_empty();
     let now = now_unix();
@@ -633,6 +680,21 @@ pub fn ps(ctx: &Ctx, a: &PsArgs) -> Result<i32> {
                 .iter()
                 .all(|x| info.state.status == Status::Exited && x.parse::<i32>().ok() == Some(info.state.exit_code))
             && filters.get("health").iter().all(|h| info.state.health.as_ref().map(|x| x.status.as_str()) == Some(*h))
+            && before.iter().all(|b| info.record.created < *b)
+            && since.iter().all(|b| info.record.created > *b)
+            && filters.get("volume").iter().all(|v| {
+                info.record.config.mounts.iter().any(|m| match m {
+                    MountSpec::Bind { source, target, .. } => {
+                        target == v
+                            || source == Path::new(v)
+                            || crate::cmd::volumes::volume_of(&volumes_root, source).as_deref() == Some(*v)
+                    }
+                    MountSpec::Tmpfs { target, .. } => target == v,
+                })
+            })
+            // Containers share the host's network: none publishes or exposes a port of its own.
+            && filters.get("publish").is_empty()
+            && filters.get("expose").is_empty()
             && filters.get("label").iter().all(|l| {
                 let (k, v) = l.split_once('=').map(|(k, v)| (k, Some(v))).unwrap_or((l, None));
                 annotation(&info.record.config, &format!("label.{k}")).is_some_and(|x| v.is_none_or(|v| v == x))
@@ -649,13 +711,13 @@ pub fn ps(ctx: &Ctx, a: &PsArgs) -> Result<i32> {
             "CreatedAt": units::created_at(created),
             "RunningFor": units::created_since(created, now),
             "Status": status_text(info, now),
-            "State": info.state.status.as_str(),
+            "State": if crate::cmd::ctr_ops::is_paused(info) { "paused" } else { info.state.status.as_str() },
             "Ports": super::network::ports_text(info),
             "Names": name,
             "Labels": "",
             "Mounts": "",
             "Networks": info.record.config.network.docker_name(),
-            "Size": "0B",
+            "Size": if a.size { container_size(info) } else { String::new() },
         }));
     }
     let mut out = std::io::stdout().lock();
@@ -668,7 +730,11 @@ pub fn ps(ctx: &Ctx, a: &PsArgs) -> Result<i32> {
     berth_output::write_list(
         &mut out,
         a.format.as_deref(),
-        "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}",
+        if a.size {
+            "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}\t{{.Size}}"
+        } else {
+            "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
+        },
         &[
             ("ID", "CONTAINER ID"),
             ("Image", "IMAGE"),
@@ -734,10 +800,14 @@ pub fn stop(ctx: &Ctx, a: &StopArgs) -> Result<i32> {
     for name in &a.containers {
         match find(ctx, name) {
             Ok(info) => {
+                crate::cmd::ctr_ops::thaw_if_paused(&info);
                 let r = match &a.signal {
                     Some(sig) => c.kill(&info.record.id, sig).map(|_| ()),
                     None => c.stop(&info.record.id, a.time.map(|t| std::time::Duration::from_secs(t.max(0) as u64))),
                 };
+                if r.is_ok() {
+                    crate::cmd::events::container(ctx, "stop", &info);
+                }
                 match r {
                     Ok(()) => println!("{name}"),
                     Err(e) => {
@@ -766,13 +836,17 @@ pub fn kill(ctx: &Ctx, a: &KillArgs) -> Result<i32> {
                     format!("cannot kill container: {name}: container {} is not running", info.record.id),
                 ));
             }
-            c.kill(&info.record.id, &a.signal).map_err(|e| anyhow!("{e}"))
+            // A frozen process never handles the signal: thaw it first (docker does for kill).
+            crate::cmd::ctr_ops::thaw_if_paused(&info);
+            c.kill(&info.record.id, &a.signal).map_err(|e| anyhow!("{e}"))?;
+            crate::cmd::events::container(ctx, "kill", &info);
+            Ok(())
         });
         match r {
             Ok(()) => println!("{name}"),
             Err(e) => {
                 failed = true;
-                eprintln!("Error: {e:#}");
+                eprintln!("Error: {}", crate::errors::chain_text(&e));
             }
         }
     }
@@ -783,7 +857,32 @@ pub fn wait(ctx: &Ctx, a: &WaitArgs) -> Result<i32> {
     let c = containers(ctx)?;
     for name in &a.containers {
         let info = find(ctx, name)?;
-        let code = c.wait(&info.record.id)?;
+        let code = match a.condition.as_deref() {
+            None | Some("not-running") => c.wait(&info.record.id)?,
+            // The next exit from now: a stopped container must start and exit again.
+            Some("next-exit") => loop {
+                let now = c.inspect(&info.record.id)?;
+                if now.state.finished_at != info.state.finished_at && now.state.status != Status::Running {
+                    break now.state.exit_code;
+                }
+                if now.state.status == Status::Running {
+                    break c.wait(&info.record.id)?;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            },
+            // Until the record is gone; the last exit code seen.
+            _ => {
+                let mut last = info.state.exit_code;
+                loop {
+                    match c.inspect(&info.record.id) {
+                        Ok(i) => last = i.state.exit_code,
+                        Err(berth_runtime::Error::NoSuchContainer { .. }) => break last,
+                        Err(e) => return Err(e.into()),
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+            }
+        };
         println!("{code}");
     }
     Ok(0)
@@ -800,15 +899,20 @@ pub fn rm(ctx: &Ctx, a: &RmArgs) -> Result<i32> {
                     format!("cannot remove container \"/{}\": container is running: stop the container before removing or force remove", info.record.name.clone().unwrap_or_default()),
                 ));
             }
+            crate::cmd::ctr_ops::thaw_if_paused(&info);
             c.remove(&info.record.id, a.force).map_err(|e| anyhow!("{e}"))?;
             let _ = std::fs::remove_dir_all(fs_dir(ctx, &info.record.id)?);
+            if a.volumes {
+                crate::cmd::volumes::remove_anonymous(ctx, &info.record.config.mounts)?;
+            }
+            crate::cmd::events::container(ctx, "destroy", &info);
             Ok(())
         });
         match r {
             Ok(()) => println!("{name}"),
             Err(e) => {
                 failed = true;
-                eprintln!("Error: {e:#}");
+                eprintln!("Error: {}", crate::errors::chain_text(&e));
             }
         }
     }
@@ -857,13 +961,26 @@ pub fn prune(ctx: &Ctx, a: &ContainerPruneArgs) -> Result<i32> {
 pub fn exec(ctx: &Ctx, a: &ExecArgs) -> Result<i32> {
     let (name, cmd) =
         a.container_and_command.split_first().ok_or_else(|| exit_with(125, "exec needs a container and a command"))?;
-    let info = find(ctx, name).map_err(|e| exit_with(1, format!("{e:#}")))?;
+    if a.detach_keys.is_some() && !a.detach {
+        return Err(exit_with(
+            125,
+            "--detach-keys is not supported: berth's attached exec has no detach sequence (use -d to run in the background)",
+        ));
+    }
+    if a.detach {
+        return crate::cmd::ctr_ext::exec_detached(ctx, a);
+    }
+    let info = find(ctx, name).map_err(|e| exit_with(1, crate::errors::chain_text(&e)))?;
     if info.state.status != Status::Running {
         return Err(exit_with(1, format!("container {} is not running", info.record.id)));
     }
-    let env: Vec<String> = a
-        .env
+    let mut from_files = Vec::new();
+    for f in &a.env_file {
+        from_files.extend(parse_env_file(f)?);
+    }
+    let env: Vec<String> = from_files
         .iter()
+        .chain(a.env.iter())
         .filter_map(
             |e| if e.contains('=') { Some(e.clone()) } else { std::env::var(e).ok().map(|v| format!("{e}={v}")) },
         )
@@ -886,11 +1003,12 @@ pub fn exec(ctx: &Ctx, a: &ExecArgs) -> Result<i32> {
 pub fn inspect_json(info: &ContainerInfo) -> Value {
     let cfg = &info.record.config;
     let st = &info.state;
+    let paused = crate::cmd::ctr_ops::is_paused(info);
     let health = st.health.as_ref().map(|h| serde_json::to_value(h).unwrap_or(Value::Null));
     let mut state = json!({
-        "Status": st.status.as_str(),
+        "Status": if paused { "paused" } else { st.status.as_str() },
         "Running": st.status == Status::Running,
-        "Paused": false,
+        "Paused": paused,
         "Restarting": false,
         "OOMKilled": st.oom_killed,
         "Dead": false,
@@ -916,8 +1034,23 @@ pub fn inspect_json(info: &ContainerInfo) -> Value {
         "State": state,
         "Image": annotation(cfg, ANN_IMAGE_ID).unwrap_or(""),
         "Name": format!("/{}", info.record.name.clone().unwrap_or_default()),
+        "RestartCount": st.restart_count,
         "Driver": "overlay",
         "HostConfig": {
+            "RestartPolicy": {
+                "Name": if cfg.restart_policy.name.is_empty() { "no" } else { cfg.restart_policy.name.as_str() },
+                "MaximumRetryCount": cfg.restart_policy.maximum_retry_count,
+            },
+            "CpuShares": cfg.cpu_shares.unwrap_or(0),
+            "NanoCpus": cfg.cpu_quota.zip(cfg.cpu_period).map(|(q, p)| q * 1000 / p.max(1) as i64 * 1_000_000).unwrap_or(0),
+            "CpusetCpus": cfg.cpuset_cpus.clone().unwrap_or_default(),
+            "MemorySwap": cfg.memory_swap.unwrap_or(0),
+            "ShmSize": cfg.shm_size.unwrap_or(64 << 20),
+            "GroupAdd": cfg.group_add,
+            "Sysctls": cfg.sysctls.iter().cloned().collect::<BTreeMap<String, String>>(),
+            "SecurityOpt": if cfg.no_new_privileges { vec!["no-new-privileges"] } else { Vec::new() },
+            "Ulimits": cfg.ulimits.iter().map(|u| json!({"Name": u.name, "Soft": u.soft, "Hard": u.hard})).collect::<Vec<_>>(),
+            "LogConfig": {"Type": "json-file", "Config": {}},
             "NetworkMode": cfg.network.docker_name(),
             "PortBindings": port_bindings(cfg),
             "Privileged": cfg.privileged,
@@ -935,6 +1068,10 @@ pub fn inspect_json(info: &ContainerInfo) -> Value {
             MountSpec::Tmpfs { target, .. } => json!({"Type": "tmpfs", "Source": "", "Destination": target, "RW": true}),
         }).collect::<Vec<_>>(),
         "Config": {
+            "Healthcheck": cfg.healthcheck.as_ref().map(|h| json!({
+                "Test": h.test, "Interval": h.interval, "Timeout": h.timeout,
+                "StartPeriod": h.start_period, "StartInterval": h.start_interval, "Retries": h.retries,
+            })),
             "Hostname": cfg.hostname.clone().unwrap_or_default(),
             "User": cfg.user.clone().unwrap_or_default(),
             "Tty": cfg.tty,
@@ -965,7 +1102,10 @@ pub fn healthcheck_run(ctx: &Ctx, a: &HealthcheckRunArgs) -> Result<i32> {
 }
 
 /// Mounts a container's filesystem (image layers + its changes) read-only.
-fn mount_container_fs(ctx: &Ctx, info: &ContainerInfo) -> Result<(berth_runtime::MountedRootfs, tempfile::TempDir)> {
+pub(crate) fn mount_container_fs(
+    ctx: &Ctx,
+    info: &ContainerInfo,
+) -> Result<(berth_runtime::MountedRootfs, tempfile::TempDir)> {
     let RootfsSource::Layers(st) = &info.record.config.rootfs else {
         return Err(anyhow!("container {} has no layered root filesystem", info.record.id));
     };

@@ -5,12 +5,18 @@ mod build;
 mod build_io;
 pub mod containers;
 pub mod deep;
+mod cp;
+mod ctr_ext;
+pub mod ctr_ops;
+pub mod events;
 pub mod images;
 mod manifest;
 pub mod network;
 pub mod registry;
 mod sign;
+mod run_ext;
 mod system;
+pub mod volumes;
 
 use anyhow::Result;
 
@@ -34,6 +40,18 @@ pub fn dispatch(ctx: &Ctx, cmd: Command) -> Result<i32> {
         Command::Wait(a) | Command::Container(ContainerCmd::Wait(a)) => containers::wait(ctx, &a),
         Command::Rm(a) | Command::Container(ContainerCmd::Rm(a)) => containers::rm(ctx, &a),
         Command::Container(ContainerCmd::Prune(a)) => containers::prune(ctx, &a),
+        Command::Pause(a) | Command::Container(ContainerCmd::Pause(a)) => ctr_ops::pause(ctx, &a),
+        Command::Unpause(a) | Command::Container(ContainerCmd::Unpause(a)) => ctr_ops::unpause(ctx, &a),
+        Command::Top(a) | Command::Container(ContainerCmd::Top(a)) => ctr_ops::top(ctx, &a),
+        Command::Diff(a) | Command::Container(ContainerCmd::Diff(a)) => ctr_ops::diff(ctx, &a),
+        Command::Stats(a) | Command::Container(ContainerCmd::Stats(a)) => ctr_ops::stats(ctx, &a),
+        Command::Volume(v) => volumes::dispatch(ctx, v),
+        Command::System(SystemCmd::Prune(a)) => volumes::system_prune(ctx, &a),
+        Command::Completion(a) => crate::docs::completion(&a),
+        Command::Man(a) => crate::docs::man(&a),
+        Command::Events(a) | Command::System(SystemCmd::Events(a)) => events::events(ctx, &a),
+        Command::Restart(a) | Command::Container(ContainerCmd::Restart(a)) => ctr_ext::restart(ctx, &a),
+        Command::Rename(a) | Command::Container(ContainerCmd::Rename(a)) => ctr_ext::rename(ctx, &a),
         Command::Exec(a) | Command::Container(ContainerCmd::Exec(a)) => containers::exec(ctx, &a),
         Command::Export(a) | Command::Container(ContainerCmd::Export(a)) => containers::export(ctx, &a),
         Command::Import(a) | Command::Image(ImageCmd::Import(a)) => containers::import(ctx, &a),
@@ -49,7 +67,8 @@ pub fn dispatch(ctx: &Ctx, cmd: Command) -> Result<i32> {
         Command::Image(ImageCmd::Prune(a)) => images::prune(ctx, &a),
         Command::Save(a) | Command::Image(ImageCmd::Save(a)) => archive::save(ctx, &a),
         Command::Load(a) | Command::Image(ImageCmd::Load(a)) => archive::load(ctx, &a),
-        Command::Cp(a) => archive::cp(ctx, &a),
+        Command::Cp(a) | Command::Container(ContainerCmd::Cp(a)) => cp::cp(ctx, &a),
+        Command::Image(ImageCmd::Copy(a)) => archive::copy(ctx, &a),
         Command::Pull(a) | Command::Image(ImageCmd::Pull(a)) => registry::pull(ctx, &a),
         Command::Build(a)
         | Command::Image(ImageCmd::Build(a))
@@ -66,7 +85,7 @@ pub fn dispatch(ctx: &Ctx, cmd: Command) -> Result<i32> {
         Command::Verify(a) => sign::verify(ctx, &a),
         Command::System(SystemCmd::Check(a)) => system::check(ctx, &a),
         Command::System(SystemCmd::Df(a)) => system::df(ctx, &a),
-        Command::System(SystemCmd::Info) => system::info(ctx),
+        Command::Info(a) | Command::System(SystemCmd::Info(a)) => system::info(ctx, &a),
         Command::Builder(BuilderCmd::Prune(a)) => system::builder_prune(ctx, &a),
         Command::Builder(BuilderCmd::Du(a)) => system::builder_du(ctx, &a),
         Command::Version(a) => system::version(ctx, &a),

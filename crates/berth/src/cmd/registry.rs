@@ -60,11 +60,13 @@ fn transport_err(e: berth_transport::TransportError, host: &str) -> anyhow::Erro
     }
 }
 
-fn observer(quiet: bool, dir: Direction) -> (Arc<dyn Observer>, Option<TransferProgress>) {
+/// The progress observer; `to_stdout` is docker's stream for `pull`/`push` (the implicit pull of
+/// `run` writes to stderr).
+fn observer(quiet: bool, dir: Direction, to_stdout: bool) -> (Arc<dyn Observer>, Option<TransferProgress>) {
     if quiet {
         return (Arc::new(Quiet), None);
     }
-    let p = TransferProgress::stderr(false);
+    let p = if to_stdout { TransferProgress::stdout(false) } else { TransferProgress::stderr(false) };
     (Arc::new(TransferObserver::new(p.clone(), dir)), Some(p))
 }
 
@@ -79,13 +81,13 @@ pub fn pull(ctx: &Ctx, a: &PullArgs) -> Result<i32> {
         tags.iter().filter_map(|t| parsed.with_tag(t).ok()).collect()
     } else {
         if parsed.tag().is_none() && parsed.digest().is_none() && !a.quiet {
-            eprintln!("Using default tag: latest");
+            println!("Using default tag: latest");
         }
         vec![parsed.clone().with_default_tag()]
     };
     let mut last = String::new();
     for r in refs {
-        last = pull_one(ctx, &client, &r, a)?;
+        last = pull_one(ctx, &client, &r, a, true)?;
         if !a.quiet && a.all_tags {
             // docker prints a status line per tag and the repository at the end
         }
@@ -123,10 +125,11 @@ pub fn enforce_policy(ctx: &Ctx, client: &Client, r: &Reference) -> Result<Optio
     Ok(Some(r.with_digest(digest)))
 }
 
-/// Pulls one reference into the store; returns the fully qualified reference string.
-pub fn pull_one(ctx: &Ctx, client: &Client, r: &Reference, a: &PullArgs) -> Result<String> {
+/// Pulls one reference into the store; returns the fully qualified reference string. Progress
+/// goes to stdout when `to_stdout` (`pull`), else to stderr (`run`'s implicit pull).
+pub fn pull_one(ctx: &Ctx, client: &Client, r: &Reference, a: &PullArgs, to_stdout: bool) -> Result<String> {
     let store = ctx.store()?;
-    let (obs, progress) = observer(a.quiet, Direction::Pull);
+    let (obs, progress) = observer(a.quiet, Direction::Pull, to_stdout);
     let label = r.tag().map(str::to_string).unwrap_or_else(|| r.digest().map(|d| d.to_string()).unwrap_or_default());
     if let Some(p) = &progress {
         p.id_message(&label, &format!("Pulling from {}", r.familiar_repository_path()));
@@ -235,8 +238,7 @@ pub fn push(ctx: &Ctx, a: &PushArgs) -> Result<i32> {
     }
     let platform = parse_platform(a.platform.as_deref())?;
     let client = client(ctx)?;
-    let mut out = std::io::stdout().lock();
-    let (obs, progress) = observer(a.quiet, Direction::Push);
+    let (obs, progress) = observer(a.quiet, Direction::Push, true);
     if let Some(p) = &progress {
         p.message(&format!("The push refers to repository [{}]", parsed.repository()));
     }
@@ -262,7 +264,7 @@ pub fn push(ctx: &Ctx, a: &PushArgs) -> Result<i32> {
                 RegistrySink::new(client.clone(), t.clone()).with_mount_candidates(mounts.clone()),
             ));
             let line = push_index(ctx, store, &sink, t, &desc, &idx, compression, a, obs.clone())?;
-            writeln!(out, "{}", if a.quiet { t.familiar() } else { line })?;
+            writeln!(std::io::stdout().lock(), "{}", if a.quiet { t.familiar() } else { line })?;
             continue;
         }
         let desc = match &platform {
@@ -296,6 +298,8 @@ pub fn push(ctx: &Ctx, a: &PushArgs) -> Result<i32> {
             store.set_ref(&t.repo_only().with_digest(digest.clone()), root.desc.clone())?;
         }
         let line = format!("{}: digest: {} size: {}", t.tag().unwrap_or("latest"), digest, root.bytes.len());
+        // The progress session writes to stdout too; lock it only for this line.
+        let mut out = std::io::stdout().lock();
         if a.quiet {
             writeln!(out, "{}", t.familiar())?;
         } else {

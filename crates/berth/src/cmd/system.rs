@@ -135,16 +135,106 @@ pub fn df(ctx: &Ctx, a: &SystemDfArgs) -> Result<i32> {
     Ok(0)
 }
 
-pub fn info(ctx: &Ctx) -> Result<i32> {
+/// Writes `v` as docker's `--format` does for a single object: `json` is the object as
+/// compact JSON, anything else a Go template.
+fn write_formatted(format: &str, v: &serde_json::Value) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    if format == "json" {
+        writeln!(out, "{}", berth_output::template::to_go_json(v))?;
+    } else {
+        let t = berth_output::Template::parse(format)?;
+        writeln!(out, "{}", t.execute(v)?)?;
+    }
+    Ok(())
+}
+
+fn client_info() -> serde_json::Value {
+    serde_json::json!({
+        "Version": env!("CARGO_PKG_VERSION"),
+        "ApiVersion": "1.43",
+        "DefaultAPIVersion": "1.43",
+        "GitCommit": option_env!("BERTH_GIT_COMMIT").unwrap_or("dev"),
+        "GoVersion": "",
+        "Os": "linux",
+        "Arch": berth_types::Platform::host().architecture,
+        "BuildTime": "",
+        "Context": "default",
+        "Platform": {"Name": "berth"},
+    })
+}
+
+/// `info` / `system info`: docker's `system.Info` fields that mean something for berth, at the
+/// top level as `docker info --format` sees them, with the client under `ClientInfo`.
+pub fn info(ctx: &Ctx, a: &crate::cli::InfoArgs) -> Result<i32> {
     let store = ctx.store()?;
     let images = store.images()?;
+    let list = crate::cmd::containers::containers(ctx).and_then(|c| Ok(c.list()?)).unwrap_or_default();
+    let running = list.iter().filter(|i| i.state.status == berth_runtime::Status::Running).count();
+    let paused = 0;
+    let host = berth_types::Platform::host();
+    let uts = nix_uname();
+    let ncpu = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let mem_total = mem_total_bytes();
+    let os = os_pretty_name();
+    let v = serde_json::json!({
+        "ID": "",
+        "Containers": list.len(),
+        "ContainersRunning": running,
+        "ContainersPaused": paused,
+        "ContainersStopped": list.len() - running - paused,
+        "Images": images.len(),
+        "Driver": "overlay",
+        "DriverStatus": [["Backing Filesystem", "per-layer snapshots"]],
+        "DockerRootDir": ctx.root.display().to_string(),
+        "CgroupDriver": "cgroupfs",
+        "CgroupVersion": if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() { "2" } else { "1" },
+        "KernelVersion": uts.1,
+        "OperatingSystem": os,
+        "OSType": "linux",
+        "Architecture": uts.0,
+        "NCPU": ncpu,
+        "MemTotal": mem_total,
+        "Name": uts.2,
+        "ServerVersion": env!("CARGO_PKG_VERSION"),
+        "DefaultRuntime": "berth (embedded youki libcontainer)",
+        "Runtimes": {"berth": {"path": "embedded"}},
+        "LoggingDriver": "json-file",
+        "IndexServerAddress": "https://index.docker.io/v1/",
+        "Platform": host.to_string(),
+        "ConfigDir": ctx.config_dir.display().to_string(),
+        "ClientInfo": client_info(),
+    });
+    if let Some(f) = &a.format {
+        write_formatted(f, &v)?;
+        return Ok(0);
+    }
     let mut out = std::io::stdout().lock();
-    writeln!(out, "Client: berth {}", env!("CARGO_PKG_VERSION"))?;
+    writeln!(out, "Client:")?;
+    writeln!(out, " Version:    {}", env!("CARGO_PKG_VERSION"))?;
+    writeln!(out, " Context:    default")?;
+    writeln!(out, " Debug Mode: {}", ctx.global.debug)?;
+    writeln!(out)?;
+    writeln!(out, "Server: (none: berth is daemonless; this is the local store and runtime)")?;
+    writeln!(out, " Containers: {}", list.len())?;
+    writeln!(out, "  Running: {running}")?;
+    writeln!(out, "  Paused: {paused}")?;
+    writeln!(out, "  Stopped: {}", list.len() - running - paused)?;
     writeln!(out, " Images: {}", images.len())?;
+    writeln!(out, " Server Version: {}", env!("CARGO_PKG_VERSION"))?;
     writeln!(out, " Storage Driver: overlay (per-layer snapshots)")?;
+    writeln!(out, " Logging Driver: json-file")?;
+    writeln!(out, " Cgroup Version: {}", v["CgroupVersion"].as_str().unwrap_or_default())?;
+    writeln!(out, " Default Runtime: berth (embedded youki libcontainer)")?;
+    writeln!(out, " Kernel Version: {}", uts.1)?;
+    writeln!(out, " Operating System: {os}")?;
+    writeln!(out, " OSType: linux")?;
+    writeln!(out, " Architecture: {}", uts.0)?;
+    writeln!(out, " CPUs: {ncpu}")?;
+    writeln!(out, " Total Memory: {}", units::bytes_size(mem_total as f64))?;
+    writeln!(out, " Name: {}", uts.2)?;
     writeln!(out, " Berth Root Dir: {}", ctx.root.display())?;
     writeln!(out, " Config Dir: {}", ctx.config_dir.display())?;
-    writeln!(out, " Architecture: {}", berth_types::Platform::host())?;
+    writeln!(out, " Platform: {host}")?;
     // What `run --platform` and multi-platform builds can execute here (natively or through
     // QEMU emulators registered with binfmt_misc's fix-binary flag).
     let platforms: Vec<String> = berth_runtime::emulation::runnable_platforms().iter().map(|p| p.to_string()).collect();
@@ -152,31 +242,57 @@ pub fn info(ctx: &Ctx) -> Result<i32> {
     Ok(0)
 }
 
-pub fn version(_ctx: &Ctx, a: &VersionArgs) -> Result<i32> {
-    let v = serde_json::json!({
-        "Client": {
-            "Version": env!("CARGO_PKG_VERSION"),
-            "ApiVersion": "1.43",
-            "GitCommit": option_env!("BERTH_GIT_COMMIT").unwrap_or("dev"),
-            "Os": "linux",
-            "Arch": berth_types::Platform::host().architecture,
-        }
-    });
-    let mut out = std::io::stdout().lock();
-    match &a.format {
-        Some(f) => {
-            let t = berth_output::Template::parse(f)?;
-            writeln!(out, "{}", t.execute(&v)?)?;
-        }
-        None => {
-            writeln!(out, "Client:")?;
-            writeln!(out, " Version:           {}", env!("CARGO_PKG_VERSION"))?;
-            writeln!(out, " API version:       1.43 (docker-compatible CLI)")?;
-            writeln!(out, " Git commit:        {}", option_env!("BERTH_GIT_COMMIT").unwrap_or("dev"))?;
-            writeln!(out, " OS/Arch:           {}", berth_types::Platform::host())?;
-            writeln!(out, "\nServer: none (berth is daemonless)")?;
-        }
+/// (machine, release, nodename) from uname(2).
+fn nix_uname() -> (String, String, String) {
+    let mut u = std::mem::MaybeUninit::<libc::utsname>::uninit();
+    // SAFETY: uname fills the struct when it returns 0.
+    if unsafe { libc::uname(u.as_mut_ptr()) } != 0 {
+        return (String::new(), String::new(), String::new());
     }
+    // SAFETY: initialised by the successful call above.
+    let u = unsafe { u.assume_init() };
+    let s = |f: &[libc::c_char]| {
+        let bytes: Vec<u8> = f.iter().take_while(|c| **c != 0).map(|c| *c as u8).collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    (s(&u.machine), s(&u.release), s(&u.nodename))
+}
+
+fn mem_total_bytes() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines().find_map(|l| {
+                l.strip_prefix("MemTotal:").and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            })
+        })
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}
+
+fn os_pretty_name() -> String {
+    std::fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("PRETTY_NAME=").map(|v| v.trim_matches('"').to_string())))
+        .unwrap_or_else(|| "Linux".to_string())
+}
+
+pub fn version(_ctx: &Ctx, a: &VersionArgs) -> Result<i32> {
+    // docker's `version` data: Client and Server; berth has no server, so Server is null (as
+    // docker prints it when the daemon is unreachable).
+    let v = serde_json::json!({ "Client": client_info(), "Server": null });
+    if let Some(f) = &a.format {
+        write_formatted(f, &v)?;
+        return Ok(0);
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "Client:")?;
+    writeln!(out, " Version:           {}", env!("CARGO_PKG_VERSION"))?;
+    writeln!(out, " API version:       1.43 (docker-compatible CLI)")?;
+    writeln!(out, " Git commit:        {}", option_env!("BERTH_GIT_COMMIT").unwrap_or("dev"))?;
+    writeln!(out, " OS/Arch:           {}", berth_types::Platform::host())?;
+    writeln!(out, " Context:           default")?;
+    writeln!(out, "\nServer: none (berth is daemonless)")?;
     Ok(0)
 }
 

@@ -1,4 +1,4 @@
-//! `berth cp` between every pair of transports: docker://, oci:, oci-archive:, docker-archive:
+//! `berth image copy` between every pair of transports: docker://, oci:, oci-archive:, docker-archive:
 //! and the store (berth:). Each destination is read back independently (skopeo for registries
 //! and docker archives, our own digest-checking reader for OCI layouts, `berth inspect` and
 //! `system check` for stores) and compared with the source image.
@@ -228,21 +228,21 @@ fn cp_between_every_pair_of_transports() {
             Loc { t: T::Docker, arg: format!("docker://{img}"), path: PathBuf::from(&img), tag: "latest".into() }
         } else {
             let l = loc(s, scratch.path(), &format!("src-{}", s.name()));
-            b.ok_args(["cp", "-q", &format!("docker://{img}"), &l.arg]);
+            b.ok_args(["image", "copy", "-q", &format!("docker://{img}"), &l.arg]);
             l
         };
         let seen_src = read_back(&src, &b, scratch.path());
         assert_eq!(seen_src.config, want.config, "source {}", s.name());
         for d in ALL {
             let dst = loc(d, scratch.path(), &format!("{}-to-{}", s.name(), d.name()));
-            let r = b.run_args(["cp", "-q", &src.arg, &dst.arg]);
+            let r = b.run_args(["image", "copy", "-q", &src.arg, &dst.arg]);
             if !r.success() {
-                failures.push(format!("cp {} -> {}: {}", s.name(), d.name(), r.stderr.trim()));
+                failures.push(format!("image copy {} -> {}: {}", s.name(), d.name(), r.stderr.trim()));
                 continue;
             }
             let seen = read_back(&dst, &b, scratch.path());
             if seen.config != want.config || seen.diff_ids != want.diff_ids {
-                failures.push(format!("cp {} -> {}: got {seen:?}, want {want:?}", s.name(), d.name()));
+                failures.push(format!("image copy {} -> {}: got {seen:?}, want {want:?}", s.name(), d.name()));
             }
             // No recompression was asked: where both ends keep manifests, the digest is kept.
             if s.keeps_manifest() && d.keeps_manifest() && seen.manifest != want.manifest {
@@ -268,16 +268,16 @@ fn cp_all_platforms_of_an_index() {
 
     // --all: the index and every platform's blobs.
     let oci = scratch.path().join("all");
-    b.ok_args(["cp", "-q", "--all", &format!("docker://{img}"), &format!("oci:{}:multi", oci.display())]);
+    b.ok_args(["image", "copy", "-q", "--all", &format!("docker://{img}"), &format!("oci:{}:multi", oci.display())]);
     let (seen, top) = read_layout(&oci, "multi");
     assert_eq!(seen.manifest.as_deref(), Some(index_digest.as_str()), "index digest preserved");
     assert_eq!(top["manifests"].as_array().map(Vec::len), Some(3));
 
     // Through the store and back to a registry: still the same index.
-    b.ok_args(["cp", "-q", "--all", &format!("oci:{}:multi", oci.display()), "berth:berth-it/multi:all"]);
+    b.ok_args(["image", "copy", "-q", "--all", &format!("oci:{}:multi", oci.display()), "berth:berth-it/multi:all"]);
     b.check_store();
     let target = format!("{}/{}:all", registries().plain, unique_repo("cp-all"));
-    b.ok_args(["cp", "-q", "--all", "berth:berth-it/multi:all", &format!("docker://{target}")]);
+    b.ok_args(["image", "copy", "-q", "--all", "berth:berth-it/multi:all", &format!("docker://{target}")]);
     assert_eq!(skopeo_inspect(&target, &[])["Digest"].as_str(), Some(index_digest.as_str()));
     for arch in ["amd64", "arm64", "arm"] {
         let cfg = skopeo([
@@ -293,19 +293,20 @@ fn cp_all_platforms_of_an_index() {
         assert_eq!(cfg["architecture"], arch);
     }
     let a = scratch.path().join("all-archive.tar");
-    b.ok_args(["cp", "-q", "--all", &format!("docker://{img}"), &format!("oci-archive:{}:m", a.display())]);
+    b.ok_args(["image", "copy", "-q", "--all", &format!("docker://{img}"), &format!("oci-archive:{}:m", a.display())]);
     let x = scratch.path().join("all-archive");
     untar(&a, &x);
     assert_eq!(read_layout(&x, "m").0.manifest.as_deref(), Some(index_digest.as_str()));
 
     // Without --all: only the host platform (or --platform), as a plain manifest.
     let one = scratch.path().join("one");
-    b.ok_args(["cp", "-q", &format!("docker://{img}"), &format!("oci:{}:one", one.display())]);
+    b.ok_args(["image", "copy", "-q", &format!("docker://{img}"), &format!("oci:{}:one", one.display())]);
     let (_, top) = read_layout(&one, "one");
     assert!(top["manifests"].is_null(), "a single manifest, not an index: {top:#}");
     let arm = scratch.path().join("arm");
     b.ok_args([
-        "cp",
+        "image",
+        "copy",
         "-q",
         "--platform",
         "linux/arm64",
@@ -320,12 +321,12 @@ fn cp_all_platforms_of_an_index() {
 #[test]
 fn cp_errors_name_the_endpoint() {
     let b = Berth::new();
-    let r = b.run("cp oci:/nonexistent/layout:x berth:x").code(1);
+    let r = b.run("image copy oci:/nonexistent/layout:x berth:x").code(1);
     r.stderr_has("/nonexistent/layout");
-    let r = b.run("cp bogus://x berth:x").fails();
+    let r = b.run("image copy bogus://x berth:x").fails();
     assert!(!r.stderr.is_empty());
     let img = fixture("library/busybox:latest");
-    let r = b.run(&format!("cp docker://{img}-nope berth:x")).code(1);
+    let r = b.run(&format!("image copy docker://{img}-nope berth:x")).code(1);
     r.stderr_has("busybox");
 }
 
@@ -336,7 +337,8 @@ fn cp_dest_compress_format_zstd() {
     let b = Berth::new();
     let dir = scratch.path().join("z");
     b.ok_args([
-        "cp",
+        "image",
+        "copy",
         "-q",
         "--dest-compress-format",
         "zstd",
