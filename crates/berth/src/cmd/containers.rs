@@ -1226,7 +1226,8 @@ pub fn import(ctx: &Ctx, a: &ImportArgs) -> Result<i32> {
     let n = std::io::Read::read(&mut std::fs::File::open(tmp.path())?, &mut head)?;
     let kind = berth_archive::ArchiveCompression::detect(head.get(..n).unwrap_or_default());
     let plain = if matches!(kind, berth_archive::ArchiveCompression::Xz | berth_archive::ArchiveCompression::Bzip2) {
-        let out = tempfile::Builder::new().prefix(&berth_store::owner_prefix()).tempfile_in(store.root().join("tmp"))?;
+        let out =
+            tempfile::Builder::new().prefix(&berth_store::owner_prefix()).tempfile_in(store.root().join("tmp"))?;
         let (_, mut dec) = berth_archive::decode_any(std::fs::File::open(tmp.path())?)?;
         std::io::copy(&mut dec, &mut std::fs::File::create(out.path())?)
             .with_context(|| format!("reading {src} ({})", kind.name()))?;
