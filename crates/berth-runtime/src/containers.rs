@@ -504,7 +504,9 @@ pub(crate) fn cleanup_orphan(opts: &RuntimeOptions, id: &str) {
     let rootfs = scratch.join("rootfs");
     let _ = nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH);
     crate::net::remove_netns(&scratch.join("netns"));
-    for f in ["bundle/config.json", "resolv.conf", "hosts", "hostname", "console.sock", "runc.pid"] {
+    for f in
+        ["bundle/config.json", "resolv.conf", "hosts", "hostname", "console.sock", "runc.pid", "process.json", "owner"]
+    {
         let _ = fs::remove_file(scratch.join(f));
     }
     for d in ["bundle", "rootfs", "rootfs.empty", ""] {

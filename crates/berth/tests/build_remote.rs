@@ -106,6 +106,15 @@ fn fixture(git_port: u16, http_port: u16) -> Fixture {
         c
     })
     .ok();
+    // The same context as .tar.xz and .tar.bz2 (decoded by berth itself, no host program).
+    for (flag, name) in [("-cJf", "ctx.tar.xz"), ("-cjf", "ctx.tar.bz2")] {
+        run_cmd({
+            let mut c = Command::new("tar");
+            c.arg("-C").arg(&tar_src).arg(flag).arg(srv.join(name)).arg(".");
+            c
+        })
+        .ok();
+    }
     // git-daemon itself (the `git daemon` wrapper may fork it, and killing the wrapper would
     // leave it listening).
     let exec_path = run_cmd({
@@ -188,6 +197,12 @@ fn tarball_context_and_named_contexts_from_urls() {
     let url = format!("http://127.0.0.1:{}/ctx.tar.gz", f.http_port);
     build_ok(&b, Path::new(&url), &["-t", &t]);
     assert_eq!(run_sh(&b, &t, "cat /t"), "from the tarball\n");
+    for ext in ["xz", "bz2"] {
+        let t = tag(&format!("tar-url-{ext}"));
+        let url = format!("http://127.0.0.1:{}/ctx.tar.{ext}", f.http_port);
+        build_ok(&b, Path::new(&url), &["-t", &t]);
+        assert_eq!(run_sh(&b, &t, "cat /t"), "from the tarball\n", "{ext}");
+    }
     // A missing tarball is an HTTP error.
     let r = build(&b, Path::new(&format!("http://127.0.0.1:{}/missing.tar", f.http_port)), &[]).fails();
     assert!(r.stderr.contains("404"), "{}", r.stderr);

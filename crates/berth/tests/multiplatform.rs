@@ -22,11 +22,11 @@ fn arch_of(b: &Berth, args: &str) -> String {
 fn pull_platform_after_pull_fetches_that_platform_and_unknown_platform_fails_listing_them() {
     let img = fixture("library/busybox-multi:latest");
     let b = Berth::new();
-    b.ok(&format!("pull {img}")).stderr_has("Status: Downloaded newer image for");
+    b.ok(&format!("pull {img}")).stdout_has("Status: Downloaded newer image for");
     assert_eq!(arch_of(&b, &img), format!("linux/{}", host_arch()));
 
     let r = b.ok(&format!("pull --platform linux/arm64 {img}"));
-    r.stderr_has("Status: Downloaded newer image for");
+    r.stdout_has("Status: Downloaded newer image for");
     assert_eq!(arch_of(&b, &format!("--platform linux/arm64 {img}")), "linux/arm64/v8");
     // The host's platform is still there and is what the name shows by default.
     assert_eq!(arch_of(&b, &img), format!("linux/{}", host_arch()));
@@ -35,8 +35,8 @@ fn pull_platform_after_pull_fetches_that_platform_and_unknown_platform_fails_lis
     assert_eq!(rows, vec![img.clone()], "images lists a multi-platform image once");
 
     // Now both are stored: up to date for either.
-    b.ok(&format!("pull --platform linux/arm64 {img}")).stderr_has("Status: Image is up to date for");
-    b.ok(&format!("pull {img}")).stderr_has("Status: Image is up to date for");
+    b.ok(&format!("pull --platform linux/arm64 {img}")).stdout_has("Status: Image is up to date for");
+    b.ok(&format!("pull {img}")).stdout_has("Status: Image is up to date for");
 
     // A platform the index lacks fails and lists the ones it has, also when the name is stored.
     let r = b.run(&format!("pull --platform linux/s390x {img}")).code(1);
@@ -64,7 +64,7 @@ fn pull_platform_into_a_fresh_store_then_host_platform_adds_it() {
     b.ok(&format!("pull -q --platform linux/arm/v7 {img}"));
     // Only arm/v7 is stored: the name shows it.
     assert_eq!(arch_of(&b, &img), "linux/arm/v7");
-    b.ok(&format!("pull {img}")).stderr_has("Status: Downloaded newer image for");
+    b.ok(&format!("pull {img}")).stdout_has("Status: Downloaded newer image for");
     assert_eq!(arch_of(&b, &img), format!("linux/{}", host_arch()));
     assert_eq!(arch_of(&b, &format!("--platform linux/arm/v7 {img}")), "linux/arm/v7");
     b.check_store();
@@ -173,7 +173,7 @@ fn run_platform_arm64_runs_under_emulation() {
     assert_eq!(r.stdout.trim(), "linux/arm64");
     r.stderr_has("does not match the detected host platform");
     // The host's platform, pulled into the same name, runs natively and is the default.
-    b.ok(&format!("pull {img}")).stderr_has("Status: Downloaded newer image for");
+    b.ok(&format!("pull {img}")).stdout_has("Status: Downloaded newer image for");
     let r = b.ok(&format!("run --rm {img} cat /etc/berth-fixture-platform"));
     assert_eq!(r.stdout.trim(), format!("linux/{}", host_arch()));
     assert_eq!(b.ok("images -q").lines().len(), 1, "one name for both platforms");

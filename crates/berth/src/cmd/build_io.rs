@@ -275,56 +275,39 @@ pub fn resolve_remote(ctx: &crate::ctx::Ctx, s: &str, tmp: &Path, keep_git_dir: 
         return Ok(None);
     }
     let file = guard.path().join("download");
-    // berth's own HTTP client (proxies from the environment, redirects); the lead may route
-    // this through berth-registry's configured client (certs.d, insecure settings).
     download(ctx, s, &file)?;
     let mut head = [0u8; 300];
     let n = std::fs::File::open(&file).and_then(|mut f| f.read(&mut head))?;
     let head = &head[..n];
     let tar = n > 262 && &head[257..262] == b"ustar";
-    let gz_or_zstd = head.starts_with(&[0x1f, 0x8b]) || head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]);
-    if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) || head.starts_with(b"BZh") {
-        return Err(exit_with(
-            1,
-            format!(
-                "unable to prepare context: {s}: xz and bzip2 tarball contexts are not supported yet (use .tar, .tar.gz or .tar.zst)"
-            ),
-        ));
-    }
-    if !tar && !gz_or_zstd {
+    let compressed =
+        !matches!(berth_archive::ArchiveCompression::detect(head), berth_archive::ArchiveCompression::None);
+    if !tar && !compressed {
         let data = std::fs::read(&file)?;
         return Ok(Some(Remote::Dockerfile(data)));
     }
     let dir = guard.path().join("context");
     std::fs::create_dir_all(&dir)?;
-    let f = std::fs::File::open(&file)?;
-    berth_archive::apply_layer(&dir, std::io::BufReader::new(f), &berth_archive::ApplyOptions::default())
+    // Any compression (gzip, zstd, xz, bzip2) is decoded in-process, so the context is the same
+    // on every host.
+    let (_, tar) = berth_archive::decode_any(std::fs::File::open(&file)?)
+        .with_context(|| format!("reading the build context from {s}"))?;
+    berth_archive::apply_layer(&dir, std::io::BufReader::new(tar), &berth_archive::ApplyOptions::default())
         .with_context(|| format!("extracting the build context from {s}"))?;
     let _ = std::fs::remove_file(&file);
     Ok(Some(Remote::Dir { guard, dir }))
 }
 
-/// Streams `url` into `dest` (a fresh file).
+/// Streams `url` into `dest` (a fresh file) with berth's own HTTP client: the registry
+/// configuration's proxies, certs.d roots, insecure settings and redirect rules, never any
+/// credentials.
 fn download(ctx: &crate::ctx::Ctx, url: &str, dest: &Path) -> Result<()> {
-    let url_owned = url.to_string();
-    let dest_owned = dest.to_path_buf();
-    ctx.block_on(async move {
-        use std::io::Write;
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let mut resp = client.get(&url_owned).send().await.map_err(|e| anyhow::anyhow!("{url_owned}: {e}"))?;
-        if !resp.status().is_success() {
-            return Err(exit_with(1, format!("unable to prepare context: {url_owned}: HTTP {}", resp.status())));
-        }
-        let mut f = std::fs::File::create(&dest_owned)?;
-        while let Some(chunk) = resp.chunk().await.map_err(|e| anyhow::anyhow!("{url_owned}: {e}"))? {
-            f.write_all(&chunk)?;
-        }
-        f.sync_all()?;
-        Ok(())
-    })?
+    let client = crate::cmd::registry::client(ctx)?;
+    let mut f = std::fs::File::create(dest)?;
+    ctx.block_on(client.download(url, &mut f, u64::MAX))?
+        .map_err(|e| exit_with(1, format!("unable to prepare context: {url}: {e}")))?;
+    f.sync_all()?;
+    Ok(())
 }
 
 #[cfg(test)]
